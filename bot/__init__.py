@@ -1,0 +1,1 @@
+"""moodcast bot: mood-aware replies, trending products, FAQ answers and the moderator queue."""

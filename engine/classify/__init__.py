@@ -1,0 +1,1 @@
+"""Emotion classification: ONNX models, the model registry and the micro-batching runtime."""

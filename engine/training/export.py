@@ -1,0 +1,119 @@
+"""Build the fast tier's ONNX graph by hand: ids + tf -> tf-idf, L2 norm -> linear -> / T -> softmax."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+
+from engine.classify.features import Featuriser
+from engine.emotions import EMOTIONS
+from engine.training.linear import NORM_EPS
+
+OPSET = 17
+IR_VERSION = 8
+"""Old enough for every onnxruntime the project accepts (>= 1.17), new enough for ReduceSum axes inputs."""
+FORMAT_VERSION = "1"
+
+# Metadata keys the runtime reads (engine/classify/onnx_model.py); one place so both sides agree.
+META_FORMAT = "moodcast.format"
+META_ID = "moodcast.model_id"
+META_TIER = "moodcast.tier"
+META_LABELS = "moodcast.labels"
+META_FEATURISER = "moodcast.featuriser"
+META_TEMPERATURE = "moodcast.temperature"
+META_METRICS = "moodcast.metrics"
+META_DESCRIPTION = "moodcast.description"
+
+
+def build_model(
+    feat: Featuriser,
+    idf: npt.NDArray[np.float32],
+    coef: npt.NDArray[np.float64],
+    intercept: npt.NDArray[np.float64],
+    temperature: float,
+    *,
+    model_id: str,
+    tier: str,
+    description: str,
+    metrics: Mapping[str, float],
+) -> bytes:
+    """Serialized ONNX model; ``coef`` is sklearn's ``[classes, features]`` with column 0 = padding."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    k = len(EMOTIONS)
+    w = np.ascontiguousarray(np.asarray(coef, dtype=np.float32).T)
+    if w.shape != (feat.size, k) or idf.shape != (feat.size,):
+        raise ValueError(f"weights {w.shape} / idf {idf.shape} do not fit vocab size {feat.size} x {k}")
+    w[0] = 0.0
+    inits = [
+        numpy_helper.from_array(np.asarray(idf, dtype=np.float32), "idf"),
+        numpy_helper.from_array(w, "weight"),
+        numpy_helper.from_array(np.asarray(intercept, dtype=np.float32).reshape(k), "bias"),
+        numpy_helper.from_array(np.array(1.0 / temperature, dtype=np.float32), "inv_temperature"),
+        numpy_helper.from_array(np.array(NORM_EPS, dtype=np.float32), "eps"),
+        numpy_helper.from_array(np.array([1], dtype=np.int64), "axis1"),
+    ]
+    nodes = [
+        helper.make_node("Gather", ["idf", "ids"], ["tok_idf"]),
+        helper.make_node("Mul", ["tok_idf", "tf"], ["v"]),
+        helper.make_node("Mul", ["v", "v"], ["v_sq"]),
+        helper.make_node("ReduceSum", ["v_sq", "axis1"], ["sum_sq"], keepdims=1),
+        helper.make_node("Max", ["sum_sq", "eps"], ["sum_sq_floor"]),
+        helper.make_node("Sqrt", ["sum_sq_floor"], ["norm"]),
+        helper.make_node("Div", ["v", "norm"], ["x"]),
+        helper.make_node("Unsqueeze", ["x", "axis1"], ["x_row"]),
+        helper.make_node("Gather", ["weight", "ids"], ["tok_w"]),
+        # [B,1,L] @ [B,L,K]: the weighted sum over tokens as one batched matmul.
+        helper.make_node("MatMul", ["x_row", "tok_w"], ["lin3"]),
+        helper.make_node("Squeeze", ["lin3", "axis1"], ["lin"]),
+        helper.make_node("Add", ["lin", "bias"], ["logits"]),
+        helper.make_node("Mul", ["logits", "inv_temperature"], ["scaled"]),
+        helper.make_node("Softmax", ["scaled"], ["probs"], axis=1),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        f"moodcast_{tier}",
+        [
+            helper.make_tensor_value_info("ids", TensorProto.INT64, ["batch", "len"]),
+            helper.make_tensor_value_info("tf", TensorProto.FLOAT, ["batch", "len"]),
+        ],
+        [
+            helper.make_tensor_value_info("probs", TensorProto.FLOAT, ["batch", k]),
+            helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", k]),
+        ],
+        initializer=inits,
+    )
+    model = helper.make_model(
+        graph,
+        opset_imports=[helper.make_opsetid("", OPSET)],
+        producer_name="moodcast",
+        ir_version=IR_VERSION,
+    )
+    meta = {
+        META_FORMAT: FORMAT_VERSION,
+        META_ID: model_id,
+        META_TIER: tier,
+        META_LABELS: json.dumps(list(EMOTIONS)),
+        META_FEATURISER: feat.to_json(),
+        META_TEMPERATURE: repr(float(temperature)),
+        META_METRICS: json.dumps({k2: float(v) for k2, v in metrics.items()}, sort_keys=True),
+        META_DESCRIPTION: description,
+    }
+    helper.set_model_props(model, meta)
+    onnx.checker.check_model(model)
+    data: bytes = model.SerializeToString()
+    return data
+
+
+def write_model(data: bytes, path: Path) -> Path:
+    """Write atomically, so a registry scanning the folder never sees half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_bytes(data)
+    tmp.replace(path)
+    return path

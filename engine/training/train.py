@@ -1,0 +1,264 @@
+"""Train, calibrate, evaluate and export one tier of the emotion model."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from engine.classify.features import Featuriser, FeaturiserConfig, build_vocab
+from engine.emotions import EMOTIONS
+from engine.normalise import normalise
+from engine.training import data as D
+from engine.training.export import build_model, write_model
+from engine.training.linear import (
+    LinearParams,
+    design_matrix,
+    fit_idf,
+    fit_logreg,
+    fit_temperature,
+    softmax,
+)
+from engine.training.metrics import Report, evaluate
+
+ONNX_TOLERANCE = 1e-5
+
+
+@dataclass(frozen=True, slots=True)
+class TierConfig:
+    """Everything that defines a tier's recipe; chosen by CV on the silver train part, never the held-out."""
+
+    featuriser: FeaturiserConfig = field(default_factory=FeaturiserConfig)
+    linear: LinearParams = field(default_factory=LinearParams)
+    min_df: int = 1
+    smp_weight: float = 0.0
+    """Weight of each SMP2020 row relative to a danmu row; 0 leaves SMP out."""
+    smp_neutral: bool = False
+    """SMP neutral is news and encyclopedia prose, not chat neutral; off by default."""
+    cv_folds: int = 5
+
+
+TIERS: dict[str, TierConfig] = {
+    "fast": TierConfig(
+        featuriser=FeaturiserConfig(min_n=1, max_n=3, boundary=True, tf="binary", max_chars=200),
+        linear=LinearParams(c=8.0, class_weight="balanced"),
+    ),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class TrainResult:
+    """Where the model went and how it scored."""
+
+    path: Path
+    model_id: str
+    temperature: float
+    metrics: dict[str, float]
+    reports: dict[str, dict[str, Any]]
+
+
+Progress = Callable[[str], None]
+
+
+def _stderr(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+def _norm_all(texts: Sequence[str], desc: str) -> list[str]:
+    from tqdm import tqdm
+
+    return [normalise(t) for t in tqdm(texts, desc=desc, unit="msg", leave=False, mininterval=0.5)]
+
+
+@dataclass(frozen=True, slots=True)
+class Fitted:
+    """A trained featuriser, idf and sklearn classifier."""
+
+    feat: Featuriser
+    idf: npt.NDArray[np.float32]
+    clf: Any
+
+    def logits(self, texts: Sequence[str]) -> npt.NDArray[np.float64]:
+        """Uncalibrated decision values ``[n, 6]`` for normalised texts."""
+        out: npt.NDArray[np.float64] = self.clf.decision_function(design_matrix(self.feat, self.idf, texts))
+        return out
+
+
+def fit(
+    texts: Sequence[str],
+    y: npt.NDArray[np.int64],
+    weights: npt.NDArray[np.float64],
+    cfg: TierConfig,
+) -> Fitted:
+    """Vocab, idf and logistic regression on normalised texts."""
+    feat = Featuriser(cfg.featuriser, build_vocab(texts, cfg.featuriser, cfg.min_df))
+    idf = fit_idf(feat, texts)
+    clf = fit_logreg(design_matrix(feat, idf, texts), y, cfg.linear, weights)
+    return Fitted(feat, idf, clf)
+
+
+def out_of_fold_logits(
+    texts: Sequence[str],
+    y: npt.NDArray[np.int64],
+    weights: npt.NDArray[np.float64],
+    core: npt.NDArray[np.bool_],
+    cfg: TierConfig,
+    seed: int,
+) -> npt.NDArray[np.float64]:
+    """Cross-validated logits for the ``core`` rows (the in-domain ones); extra rows train every fold."""
+    from sklearn.model_selection import StratifiedKFold
+    from tqdm import tqdm
+
+    core_idx = np.nonzero(core)[0]
+    extra_idx = np.nonzero(~core)[0]
+    yc = y[core_idx]
+    folds = min(cfg.cv_folds, int(np.bincount(yc, minlength=len(EMOTIONS)).min()))
+    if folds < 2:
+        raise ValueError("every class needs at least 2 training examples for calibration")
+    skf = StratifiedKFold(folds, shuffle=True, random_state=seed)
+    oof = np.zeros((len(core_idx), len(EMOTIONS)))
+    for a, b in tqdm(list(skf.split(core_idx, yc)), desc="cross-validation", unit="fold", leave=False):
+        tr = np.concatenate([core_idx[a], extra_idx])
+        m = fit([texts[i] for i in tr], y[tr], weights[tr], cfg)
+        oof[b] = m.logits([texts[i] for i in core_idx[b]])
+    return oof
+
+
+def _flat(prefix: str, rep: Report) -> dict[str, float]:
+    out = {f"{prefix}_macro_f1": rep.macro_f1, f"{prefix}_accuracy": rep.accuracy, f"{prefix}_ece": rep.ece}
+    for i, lab in enumerate(rep.labels):
+        if rep.support[i] > 0:
+            out[f"{prefix}_f1_{lab}"] = float(rep.f1[i])
+    return out
+
+
+def train(
+    *,
+    data_dir: Path | None,
+    extra: Sequence[Path] = (),
+    tier: str = "fast",
+    seed: int = 0,
+    out_dir: Path,
+    model_id: str | None = None,
+    progress: Progress = _stderr,
+) -> TrainResult:
+    """Train ``tier`` on silver (80%) [+ SMP per the tier] + user files; evaluate, calibrate, export."""
+    if tier not in TIERS:
+        raise ValueError(f"unknown tier {tier!r}; known tiers: {', '.join(TIERS)}")
+    cfg = TIERS[tier]
+    mid = model_id or tier
+
+    parts: list[D.Labelled] = []
+    weights: list[float] = []
+    core: list[bool] = []
+    evalsets: dict[str, D.Labelled] = {}
+    sources: list[str] = []
+    if data_dir is not None:
+        silver_tr, silver_te = D.split_heldout(D.read_silver(data_dir))
+        parts.append(silver_tr)
+        weights += [1.0] * len(silver_tr)
+        core += [True] * len(silver_tr)
+        evalsets["danmu_heldout"] = silver_te
+        sources.append(f"{silver_tr.source}: {len(silver_tr)}")
+        if cfg.smp_weight > 0:
+            smp = D.read_smp_train(data_dir)
+            if not cfg.smp_neutral:
+                smp = smp.subset([i for i, y in enumerate(smp.labels) if EMOTIONS[y] != "neutral"])
+            parts.append(smp)
+            weights += [cfg.smp_weight] * len(smp)
+            core += [False] * len(smp)
+            sources.append(f"{smp.source} x{cfg.smp_weight}: {len(smp)}")
+        try:
+            evalsets["smp_usual_test"] = D.read_smp_usual_test(data_dir)
+        except D.DataError as exc:
+            progress(f"skipping SMP usual-test: {exc}")
+    if extra:
+        user = D.concat([D.read_any(p) for p in extra], ", ".join(str(p) for p in extra))
+        if not evalsets:
+            # Without the shared corpus, the user's own data gives the honest held-out score.
+            user, held = D.split_heldout(user)
+            evalsets["user_heldout"] = held
+        parts.append(user)
+        weights += [1.0] * len(user)
+        core += [True] * len(user)
+        sources.append(f"{user.source}: {len(user)}")
+    if not parts:
+        raise ValueError("no training data: give --data-dir with the shared data and/or --data FILE")
+    train_set = D.concat(parts, "train")
+    progress("training on " + "; ".join(sources))
+
+    texts = _norm_all(train_set.texts, "normalise")
+    y = np.asarray(train_set.labels, dtype=np.int64)
+    w = np.asarray(weights, dtype=np.float64)
+    is_core = np.asarray(core, dtype=np.bool_)
+
+    progress(f"{cfg.cv_folds}-fold cross-validation on the training part for the temperature")
+    oof = out_of_fold_logits(texts, y, w, is_core, cfg, seed)
+    temperature = fit_temperature(oof, y[is_core])
+    cv_rep = evaluate(softmax(oof), y[is_core])
+    progress(f"cv macro-F1 {cv_rep.macro_f1:.4f}; temperature {temperature:.3f}")
+
+    progress("fitting the final model")
+    model = fit(texts, y, w, cfg)
+
+    metrics: dict[str, float] = {"train_cv_macro_f1": cv_rep.macro_f1, "temperature": temperature}
+    reports: dict[str, dict[str, Any]] = {"train_cv": cv_rep.as_dict()}
+    for name, ds in evalsets.items():
+        lg = model.logits(_norm_all(ds.texts, name))
+        gold = np.asarray(ds.labels, dtype=np.int64)
+        rep = evaluate(softmax(lg / temperature), gold)
+        raw = evaluate(softmax(lg), gold)
+        metrics.update(_flat(name, rep))
+        metrics[f"{name}_ece_uncalibrated"] = raw.ece
+        reports[name] = rep.as_dict() | {"ece_uncalibrated": raw.ece, "source": ds.source}
+        progress(f"{name}: macro-F1 {rep.macro_f1:.4f}, ECE {raw.ece:.4f} -> {rep.ece:.4f} ({len(ds)} rows)")
+
+    desc = f"{tier} tier: char {cfg.featuriser.min_n}-{cfg.featuriser.max_n}-gram tf-idf logistic regression"
+    blob = build_model(
+        model.feat,
+        model.idf,
+        np.asarray(model.clf.coef_, dtype=np.float64),
+        np.asarray(model.clf.intercept_, dtype=np.float64),
+        temperature,
+        model_id=mid,
+        tier=tier,
+        description=desc,
+        metrics=metrics,
+    )
+    check = verify_onnx(blob, model, texts[:512], temperature)
+    progress(f"onnx matches sklearn: max |diff| {check:.2e}")
+    path = write_model(blob, out_dir / f"{mid}.onnx")
+    summary = {
+        "model_id": mid,
+        "tier": tier,
+        "seed": seed,
+        "config": asdict(cfg),
+        "sources": sources,
+        "vocab_size": len(model.feat.vocab),
+        "size_bytes": len(blob),
+        "metrics": metrics,
+        "reports": reports,
+    }
+    (out_dir / f"{mid}.metrics.json").write_text(json.dumps(summary, indent=1, ensure_ascii=False) + "\n")
+    progress(f"wrote {path} ({len(blob) / 1e6:.2f} MB)")
+    return TrainResult(path, mid, temperature, metrics, reports)
+
+
+def verify_onnx(blob: bytes, model: Fitted, texts: Sequence[str], temperature: float) -> float:
+    """Max abs difference between onnxruntime's probabilities and sklearn's; raises above tolerance."""
+    import onnxruntime as ort
+
+    sess = ort.InferenceSession(blob, providers=["CPUExecutionProvider"])
+    ids, tf = model.feat.transform(texts)
+    (probs,) = sess.run(["probs"], {"ids": ids, "tf": tf})
+    ref = softmax(model.logits(texts) / temperature)
+    diff = float(np.abs(probs - ref).max()) if len(texts) else 0.0
+    if diff > ONNX_TOLERANCE:
+        raise RuntimeError(f"exported graph disagrees with sklearn by {diff:.2e}")
+    return diff

@@ -1,0 +1,155 @@
+"""Wires engine, overlay and (later) bot into one running service.
+
+Everything long-lived runs inside one aiohttp cleanup context, so start-up and shutdown have a single
+order: store writer, pipeline, then sources; on the way down sources stop first, the pipeline drains,
+and the store writer flushes what is left. A clean shutdown loses nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import secrets
+import stat
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from aiohttp import web
+
+from engine.classify.registry import ModelRegistry
+from engine.config import Config, SourceConfig
+from engine.pipeline import Pipeline
+from engine.sources.base import Source, build_source
+from engine.sources.ingest import add_ingest_routes
+from engine.store import StoreWriter
+from moodcast.resources import DEMO_REPLAY, DEMO_ROOM
+from overlay.app import create_app
+
+log = logging.getLogger(__name__)
+
+
+def default_sources(config: Config) -> tuple[SourceConfig, ...]:
+    """The configured sources, or the bundled demo replay when none are configured."""
+    if config.sources:
+        return config.sources
+    return (SourceConfig(type="replay", room=DEMO_ROOM, path=str(DEMO_REPLAY), speed=1.0, loop=True),)
+
+
+def ingest_token(config: Config) -> tuple[str, str]:
+    """The ingest token and where it came from: the environment, or a generated 0600 file."""
+    from_env = os.environ.get(config.ingest.token_env, "").strip()
+    if from_env:
+        return from_env, f"environment variable {config.ingest.token_env}"
+    path = config.resolve(config.ingest.token_file)
+    if path.exists():
+        return path.read_text(encoding="utf-8").strip(), str(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    token = secrets.token_urlsafe(24)
+    path.write_text(token + "\n", encoding="utf-8")
+    path.chmod(stat.S_IRUSR | stat.S_IWUSR)
+    return token, str(path)
+
+
+@dataclass
+class Service:
+    """The running parts, reachable from tests and the CLI."""
+
+    config: Config
+    registry: ModelRegistry
+    pipeline: Pipeline
+    sources: list[Source] = field(default_factory=list)
+    writer: StoreWriter | None = None
+    sources_done: asyncio.Event = field(default_factory=asyncio.Event)
+
+
+def build_service(config: Config, *, with_sources: bool = True) -> Service:
+    """Load the model and build the pipeline; raises on a broken model before anything listens."""
+    dirs = [config.resolve(config.classifier.models_dir)] if config.classifier.models_dir else []
+    registry = ModelRegistry(dirs)
+    pipeline = Pipeline(config, registry.get)
+    srcs = [build_source(s, Path(config.base_dir)) for s in default_sources(config)] if with_sources else []
+    return Service(config, registry, pipeline, srcs)
+
+
+def build_app(service: Service) -> web.Application:
+    """The web app with the engine's lifecycle attached; building it starts nothing."""
+    config = service.config
+    token, _ = ingest_token(config) if config.ingest.enabled else ("", "")
+
+    def add_ingest(app: web.Application) -> None:
+        if config.ingest.enabled:
+            add_ingest_routes(
+                app,
+                token=token,
+                emit=service.pipeline.submit,
+                max_body_bytes=config.ingest.max_body_bytes,
+                max_batch=config.ingest.max_batch,
+                default_room=DEMO_ROOM if not config.sources else config.sources[0].room,
+            )
+
+    def add_engine(app: web.Application) -> None:
+        app.cleanup_ctx.append(lambda _app: _engine_ctx(service))
+
+    return create_app(service.pipeline, config, extra_setup=[add_ingest, add_engine])
+
+
+async def _engine_ctx(service: Service) -> AsyncIterator[None]:
+    """Start store writer, pipeline and sources; on exit stop sources, drain, flush."""
+    config = service.config
+    pipe = service.pipeline
+    writer = StoreWriter(
+        config.resolve(config.store.path),
+        config.store,
+        pipe.classified.subscribe("store"),
+        pipe.events.subscribe("store"),
+    )
+    service.writer = writer
+    await writer.open()  # a bad path or read-only disk stops start-up with a clear StoreError
+    writer_task = asyncio.create_task(writer.run(), name="store-writer")
+    pipe_task = asyncio.create_task(pipe.run(), name="pipeline")
+    source_tasks = [
+        asyncio.create_task(_run_source(s, pipe), name=f"source:{s.name}") for s in service.sources
+    ]
+
+    async def watch_sources() -> None:
+        await asyncio.gather(*source_tasks, return_exceptions=True)
+        service.sources_done.set()
+
+    watcher = asyncio.create_task(watch_sources())
+    try:
+        yield
+    finally:
+        for t in [*source_tasks, watcher]:
+            t.cancel()
+        await asyncio.gather(*source_tasks, watcher, return_exceptions=True)
+        if not await pipe.drain(timeout=15.0):
+            log.warning("pipeline did not drain in time; %d messages still queued", pipe.stats()["queued"])
+        pipe_task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await pipe_task
+        await writer.close()
+        writer_task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await writer_task
+
+
+async def _run_source(source: Source, pipe: Pipeline) -> None:
+    try:
+        await source.run(pipe.submit)
+    except asyncio.CancelledError:
+        raise
+    except Exception:  # one broken source must not take the others down
+        log.exception("source %s failed", source.name)
+
+
+def with_overrides(config: Config, *, host: str | None, port: int | None) -> Config:
+    """The config with command-line overrides applied."""
+    server = config.server
+    if host:
+        server = replace(server, host=host)
+    if port is not None:
+        server = replace(server, port=port)
+    return replace(config, server=server)

@@ -1,0 +1,1 @@
+"""moodcast overlay: the aiohttp app (overlay pages, dashboard, REST API, socket.io) and OBS control."""

@@ -1,0 +1,250 @@
+"""The overlay server end to end on loopback: socket.io (python client), REST and HTML pages."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import json
+import time
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import aiohttp
+import pytest
+import socketio
+
+from engine.config import Config
+from engine.types import RecentMessage, TriggerEvent
+from overlay.app import create_app
+from overlay.broadcast import NAMESPACE
+from overlay.wire import SnapshotPayload, snapshot_payload
+from tests.fakes import FakeFeed, make_snapshot
+from tests.servers import run_app
+
+WAIT = 5.0
+
+
+class Received:
+    """Every socket.io event one client got, in order, with a way to wait for the next of a kind."""
+
+    def __init__(self) -> None:
+        self.events: list[tuple[str, Any]] = []
+        self._changed = asyncio.Condition()
+
+    async def add(self, name: str, data: Any) -> None:
+        async with self._changed:
+            self.events.append((name, data))
+            self._changed.notify_all()
+
+    def of(self, name: str) -> list[Any]:
+        return [d for n, d in self.events if n == name]
+
+    async def wait_for(self, name: str, count: int = 1) -> list[Any]:
+        """Wait (at most WAIT seconds) until ``count`` events called ``name`` have arrived."""
+        await self.until(lambda: len(self.of(name)) >= count)
+        return self.of(name)
+
+    async def until(self, predicate: Callable[[], bool]) -> None:
+        """Wait (at most WAIT seconds) until ``predicate`` holds after some event."""
+        async with asyncio.timeout(WAIT), self._changed:
+            await self._changed.wait_for(predicate)
+
+
+@contextlib.asynccontextmanager
+async def sio_client(
+    base_url: str, room: str | None = "demo", *, via_query: bool = False, transports: list[str] | None = None
+) -> AsyncIterator[tuple[socketio.AsyncClient, Received]]:
+    """A connected python-socketio client on ``/mood`` that records what it receives."""
+    client = socketio.AsyncClient(reconnection=False)
+    received = Received()
+    for name in ("snapshot", "mood", "event", "disconnect"):
+        # Bind name per handler; disconnect carries a reason argument in recent versions.
+        async def handler(*args: Any, _name: str = name) -> None:
+            await received.add(_name, args[0] if args else None)
+
+        client.on(name, handler, namespace=NAMESPACE)
+    url = f"{base_url}?room={room}" if via_query and room else base_url
+    auth = {"room": room} if room is not None and not via_query else None
+    await client.connect(
+        url, namespaces=[NAMESPACE], auth=auth, transports=transports or ["websocket"], wait_timeout=5
+    )
+    try:
+        yield client, received
+    finally:
+        await client.disconnect()
+
+
+@pytest.fixture
+def feed() -> FakeFeed:
+    return FakeFeed()
+
+
+async def test_create_app_has_no_side_effects(feed: FakeFeed) -> None:
+    tasks_before = asyncio.all_tasks()
+    create_app(feed, Config())
+    assert asyncio.all_tasks() == tasks_before
+    assert feed.snapshots.stats() == [] and feed.events.stats() == []
+
+
+async def test_snapshot_on_connect_for_known_room(feed: FakeFeed) -> None:
+    snap = make_snapshot("demo", {"angry": 0.7, "neutral": 0.3}, recent=[("angry", 0.9)] * 5)
+    feed.push(snap)
+    async with run_app(create_app(feed, Config())) as base, sio_client(base, "demo") as (_, got):
+        (payload,) = await got.wait_for("snapshot")
+        assert payload == json.loads(json.dumps(snapshot_payload(snap)))
+        assert payload["dominant"] == "angry"
+
+
+@pytest.mark.parametrize("via_query", [False, True])
+async def test_snapshot_on_connect_for_unknown_room_is_valid_and_empty(
+    feed: FakeFeed, via_query: bool
+) -> None:
+    async with (
+        run_app(create_app(feed, Config())) as base,
+        sio_client(base, "nobody-here", via_query=via_query) as (_, got),
+    ):
+        (payload,) = await got.wait_for("snapshot")
+    assert set(payload) == SnapshotPayload.__required_keys__
+    assert payload["room"] == "nobody-here"
+    assert payload["ts"] == 0
+    assert payload["dominant"] == "neutral"
+    assert payload["emotions"] == ["happy", "excited", "angry", "sad", "anxious", "neutral"]
+    assert [w["seconds"] for w in payload["windows"]] == list(Config().aggregate.windows)
+    assert all(w["shares"] == [0.0] * 6 for w in payload["windows"])
+    assert payload["recent"] == []
+
+
+async def test_connect_without_room_is_refused(feed: FakeFeed) -> None:
+    async with run_app(create_app(feed, Config())) as base:
+        with pytest.raises(socketio.exceptions.ConnectionError):
+            async with sio_client(base, None):
+                pass
+
+
+async def test_live_mood_reaches_only_its_room(feed: FakeFeed) -> None:
+    async with (
+        run_app(create_app(feed, Config())) as base,
+        sio_client(base, "demo", transports=["polling", "websocket"]) as (_, demo),
+        sio_client(base, "other") as (_, other),
+    ):
+        await demo.wait_for("snapshot")
+        await other.wait_for("snapshot")
+        snap = make_snapshot("demo", {"happy": 0.8, "excited": 0.2}, total_messages=42)
+        feed.push(snap)
+        (mood,) = await demo.wait_for("mood")
+        assert mood["total_messages"] == 42 and mood["dominant"] == "happy"
+        await asyncio.sleep(0.3)
+        assert other.of("mood") == []
+
+
+async def test_snapshots_are_coalesced_and_the_last_one_arrives(feed: FakeFeed) -> None:
+    app = create_app(feed, Config())
+    async with run_app(app) as base, sio_client(base, "demo") as (_, got):
+        await got.wait_for("snapshot")
+        # A burst in one loop turn, then a steady 200/s stream for ~0.6 s: both far above 10/s.
+        for i in range(50):
+            feed.push(make_snapshot("demo", total_messages=i))
+        started = time.monotonic()
+        for i in range(50, 100):
+            feed.push(make_snapshot("demo", total_messages=i))
+            await asyncio.sleep(0.012)
+        elapsed = time.monotonic() - started
+
+        await got.until(lambda: bool(got.of("mood")) and got.of("mood")[-1]["total_messages"] == 99)
+        moods = got.of("mood")
+        # ~10/s over the run, plus the immediate first emit and the trailing last state.
+        assert len(moods) <= elapsed * 10 + 3, (len(moods), elapsed)
+        assert len(moods) < 20
+        totals = [m["total_messages"] for m in moods]
+        assert totals == sorted(totals), "updates must never go back in time"
+        await asyncio.sleep(0.3)
+        assert got.of("mood")[-1]["total_messages"] == 99
+
+
+async def test_trigger_events_are_emitted_to_the_room(feed: FakeFeed) -> None:
+    async with run_app(create_app(feed, Config())) as base, sio_client(base, "demo") as (_, got):
+        await got.wait_for("snapshot")
+        feed.push_event(TriggerEvent("demo", 1000.0, "spike", "angry spike <b>!</b>", {"z": 4.25}))
+        (event,) = await got.wait_for("event")
+    assert event == {
+        "room": "demo",
+        "ts": 1000.0,
+        "kind": "spike",
+        "message": "angry spike <b>!</b>",
+        "values": {"z": 4.25},
+    }
+
+
+async def test_shutdown_closes_live_sockets_promptly_and_unsubscribes(feed: FakeFeed) -> None:
+    client = socketio.AsyncClient(reconnection=False)
+    disconnected = asyncio.Event()
+    client.on("disconnect", lambda *_: disconnected.set(), namespace=NAMESPACE)
+    async with run_app(create_app(feed, Config())) as base:
+        await client.connect(base, namespaces=[NAMESPACE], auth={"room": "demo"}, transports=["websocket"])
+        assert len(feed.snapshots.stats()) == 1
+        started = time.monotonic()
+    # run_app's shutdown_timeout is 2 s: a socket left open would hold shutdown that long.
+    assert time.monotonic() - started < 1.5
+    async with asyncio.timeout(3):
+        await disconnected.wait()
+    await client.disconnect()
+    assert feed.snapshots.stats() == [] and feed.events.stats() == []
+
+
+async def test_rest_endpoints(feed: FakeFeed) -> None:
+    snap = make_snapshot("demo", {"sad": 0.6, "neutral": 0.4})
+    feed.push(snap)
+    feed.push(make_snapshot("直播间 42"))
+    async with run_app(create_app(feed, Config())) as base, aiohttp.ClientSession(base) as http:
+        async with http.get("/api/rooms") as r:
+            assert r.status == 200
+            assert await r.json() == {"rooms": ["demo", "直播间 42"]}
+        async with http.get("/api/rooms/demo/snapshot") as r:
+            assert r.status == 200
+            assert await r.json() == json.loads(json.dumps(snapshot_payload(snap)))
+        async with http.get("/api/rooms/%E7%9B%B4%E6%92%AD%E9%97%B4%2042/snapshot") as r:
+            assert r.status == 200 and (await r.json())["room"] == "直播间 42"
+        async with http.get("/api/rooms/missing/snapshot") as r:
+            assert r.status == 404
+            assert "missing" in (await r.json())["error"]
+        async with http.get("/healthz") as r:
+            assert r.status == 200
+            body = await r.json()
+            assert body["ok"] is True and body["stats"]["snapshots_published"] == 2
+            assert {q["name"] for q in body["stats"]["queues"]} == {
+                "snapshots->socketio",
+                "events->socketio-events",
+            }
+
+
+async def test_pages_render_and_escape_chat_text(feed: FakeFeed) -> None:
+    evil = "</script><script>alert(1)</script>"
+    feed.push(make_snapshot("demo", recent=[("angry", 1.0)]))
+    feed.push(make_snapshot("a/b <x>"))
+    async with run_app(create_app(feed, Config())) as base, aiohttp.ClientSession(base) as http:
+        async with http.get("/") as r:
+            index = await r.text()
+        assert 'href="/overlay/demo"' in index
+        assert 'href="/overlay/a%2Fb%20%3Cx%3E"' in index and "a/b &lt;x&gt;" in index
+        async with http.get("/overlay/demo") as r:
+            assert r.status == 200
+            page = await r.text()
+        assert 'id="mood-canvas"' in page and 'data-room="demo"' in page
+        assert "/static/vendor/socket.io.min.js" in page
+        async with http.get("/overlay/nobody") as r:
+            assert r.status == 200 and '"ts": 0.0' in await r.text()
+        async with http.get("/static/js/overlay.js") as r:
+            assert r.status == 200
+
+    # Chat text travels inside the page's initial JSON; it must not be able to close the script tag.
+    recent = (RecentMessage(1.0, "angry", 1.0, evil, "<u>", 1.0),)
+    feed.push(dataclasses.replace(make_snapshot("evil"), recent=recent))
+    async with (
+        run_app(create_app(feed, Config())) as base,
+        aiohttp.ClientSession(base) as http,
+        http.get("/overlay/evil") as r,
+    ):
+        page = await r.text()
+    assert evil not in page and "<u>" not in page
+    assert "\\u003c/script\\u003e" in page
