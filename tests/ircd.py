@@ -1,0 +1,112 @@
+"""A real IRC server (Debian's ngircd) on loopback for bot and Twitch-reader tests."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import shutil
+import socket
+import subprocess
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from tests.conftest import require_real
+
+OPER_NAME = "moodop"
+OPER_PASSWORD = "oper-secret"
+
+
+@dataclass(frozen=True, slots=True)
+class IrcServer:
+    """Where the test IRC server listens."""
+
+    host: str
+    port: int
+    name: str
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _config(port: int, workdir: Path) -> str:
+    # Flood protection off and generous limits: tests send bursts on purpose; the bot's own rate
+    # limiter is what is under test, not the server's.
+    return f"""
+[Global]
+    Name = irc.moodcast.test
+    Info = moodcast test server
+    Listen = 127.0.0.1
+    Ports = {port}
+    MotdPhrase = "moodcast test"
+    PidFile = {workdir}/ngircd.pid
+    ServerUID = {_uid()}
+    ServerGID = {_gid()}
+[Limits]
+    MaxConnections = 200
+    MaxConnectionsIP = 200
+    MaxJoins = 50
+    PingTimeout = 120
+    PongTimeout = 20
+[Options]
+    PAM = no
+    Ident = no
+    DNS = no
+    OperCanUseMode = yes
+    RequireAuthPing = no
+[Operator]
+    Name = {OPER_NAME}
+    Password = {OPER_PASSWORD}
+"""
+
+
+def _uid() -> int:
+    import os
+
+    return os.getuid()
+
+
+def _gid() -> int:
+    import os
+
+    return os.getgid()
+
+
+@contextlib.asynccontextmanager
+async def ircd(tmp_path: Path) -> AsyncIterator[IrcServer]:
+    """Start ngircd on a free loopback port; yield where it listens; stop it after."""
+    binary = shutil.which("ngircd") or ("/usr/sbin/ngircd" if Path("/usr/sbin/ngircd").exists() else None)
+    require_real("ngircd (IRC server)", binary is not None, "install it with `sudo apt-get install ngircd`")
+    assert binary is not None
+    port = _free_port()
+    conf = tmp_path / "ngircd.conf"
+    conf.write_text(_config(port, tmp_path), encoding="utf-8")
+    proc = subprocess.Popen(
+        [binary, "--nodaemon", "--config", str(conf)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        for _ in range(100):
+            try:
+                _, w = await asyncio.open_connection("127.0.0.1", port)
+                w.close()
+                await w.wait_closed()
+                break
+            except OSError:
+                if proc.poll() is not None:
+                    err = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
+                    raise RuntimeError(f"ngircd exited: {err}") from None
+                await asyncio.sleep(0.05)
+        else:
+            raise RuntimeError("ngircd did not start listening")
+        yield IrcServer("127.0.0.1", port, "irc.moodcast.test")
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
