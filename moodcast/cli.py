@@ -189,9 +189,13 @@ async def _serve(
     print("moodcast: stopping; draining the pipeline and flushing storage...", flush=True)
     await runner.cleanup()
     st = service.pipeline.stats()
-    stored = service.writer.stats() if service.writer else {}
+    ws = service.writer.stats() if service.writer else {}
+    lost = int(str(ws.get("lost_messages", 0))) + int(str(ws.get("lost_events", 0)))
     print(
-        f"moodcast: stopped. classified {st['classified']} messages, dropped {st['dropped']}; store: {stored}"
+        f"moodcast: stopped. classified {st['classified']} messages, dropped {st['dropped']}; "
+        f"stored {ws.get('written_messages', 0)} messages and {ws.get('written_events', 0)} events"
+        + (f"; {lost} rows could not be written (see the log)" if lost else ""),
+        flush=True,
     )
     return 0
 

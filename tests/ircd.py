@@ -78,16 +78,14 @@ def _gid() -> int:
 @contextlib.asynccontextmanager
 async def ircd(tmp_path: Path) -> AsyncIterator[IrcServer]:
     """Start ngircd on a free loopback port; yield where it listens; stop it after."""
-    binary = shutil.which("ngircd") or ("/usr/sbin/ngircd" if Path("/usr/sbin/ngircd").exists() else None)
+    binary = shutil.which("ngircd") or shutil.which("ngircd", path="/usr/sbin")
     require_real("ngircd (IRC server)", binary is not None, "install it with `sudo apt-get install ngircd`")
     assert binary is not None
     port = _free_port()
     conf = tmp_path / "ngircd.conf"
     conf.write_text(_config(port, tmp_path), encoding="utf-8")
-    proc = subprocess.Popen(
-        [binary, "--nodaemon", "--config", str(conf)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
+    proc = await asyncio.create_subprocess_exec(
+        binary, "--nodaemon", "--config", str(conf), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
     )
     try:
         for _ in range(100):
@@ -97,8 +95,8 @@ async def ircd(tmp_path: Path) -> AsyncIterator[IrcServer]:
                 await w.wait_closed()
                 break
             except OSError:
-                if proc.poll() is not None:
-                    err = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
+                if proc.returncode is not None:
+                    err = (await proc.stderr.read()).decode(errors="replace") if proc.stderr else ""
                     raise RuntimeError(f"ngircd exited: {err}") from None
                 await asyncio.sleep(0.05)
         else:
@@ -107,6 +105,7 @@ async def ircd(tmp_path: Path) -> AsyncIterator[IrcServer]:
     finally:
         proc.terminate()
         try:
-            proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
+            await asyncio.wait_for(proc.wait(), 5)
+        except TimeoutError:
             proc.kill()
+            await proc.wait()
