@@ -35,6 +35,7 @@ from engine.config import ClassifierConfig, Config, StoreConfig
 from engine.pipeline import Pipeline
 from engine.sources.simulator import Simulator, parse_script
 from engine.store import StoreWriter
+from overlay.tokens import OverlayTokens
 
 ROOT = Path(__file__).resolve().parent.parent
 BENCH_SCRIPT = (
@@ -148,6 +149,8 @@ async def latency(rate: int, seconds: float, hz: float) -> Latency:
         conf = Path(tmp) / "bench.toml"
         conf.write_text(f'[server]\nport = {port}\n[store]\npath = "b.db"\n[aggregate]\nsnapshot_hz = {hz}\n')
         env = {**os.environ, "MOODCAST_INGEST_TOKEN": token}
+        # /mood needs the room's overlay token; the server reads the same file.
+        overlay_token = OverlayTokens(Path(tmp) / "var" / "overlay-tokens.json").get_or_create("bench")
         proc = subprocess.Popen(
             [sys.executable, "-m", "moodcast.cli", "run", "--config", str(conf), "--no-sources"],
             env=env,
@@ -172,7 +175,10 @@ async def latency(rate: int, seconds: float, hz: float) -> Latency:
                 sio.on("mood", on_update, namespace="/mood")
                 sio.on("snapshot", on_update, namespace="/mood")
                 await sio.connect(
-                    base, namespaces=["/mood"], auth={"room": "bench"}, transports=["websocket"]
+                    base,
+                    namespaces=["/mood"],
+                    auth={"room": "bench", "token": overlay_token},
+                    transports=["websocket"],
                 )
                 sim = Simulator(parse_script(BENCH_SCRIPT, default_rate=100), seed=3, room="bench")
                 gen = sim.iter_messages(None, loop=True)

@@ -48,9 +48,11 @@ class ClassifierConfig:
     """Which model reads the chat and how far its confidence is trusted."""
 
     model: str = "fast"
-    models_dir: str = ""
+    models_dir: str = "var/models"
     confidence_floor: float = 0.0
     cache_size: int = 50000
+    api_max_chars: int = 2000
+    api_max_inputs: int = 1000
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,6 +101,54 @@ class IngestConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class ObsActionConfig:
+    """One thing a mood rule does in OBS (see engine/rules.py for which fields each type reads)."""
+
+    type: Literal[
+        "switch_scene",
+        "source_visibility",
+        "set_text",
+        "advss_message",
+        "advss_set_variable",
+        "advss_run_macro",
+        "vendor_request",
+        "broadcast_event",
+    ] = "switch_scene"
+    when: Literal["fire", "end"] = "fire"
+    revert: bool = True
+    scene: str = ""
+    source: str = ""
+    visible: bool = True
+    text: str = ""
+    message: str = ""
+    variable: str = ""
+    value: str = ""
+    macro: str = ""
+    vendor: str = ""
+    request: str = ""
+    data: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class ObsRuleConfig:
+    """A mood rule: when ``metric`` stays at or above ``threshold``, run ``actions``; undo when calm."""
+
+    name: str = ""
+    room: str = ""
+    enabled: bool = True
+    metric: Literal["negative_share", "emotion_share", "rate", "spike_score"] = "negative_share"
+    emotion: str = "angry"
+    window: int = 10
+    threshold: float = 0.5
+    exit_threshold: float = 0.3
+    for_seconds: float = 5.0
+    calm_seconds: float = 15.0
+    cooldown_seconds: float = 60.0
+    min_messages: int = 10
+    actions: tuple[ObsActionConfig, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class ObsConfig:
     """obs-websocket v5 connection; the password comes from the environment variable named here."""
 
@@ -106,13 +156,128 @@ class ObsConfig:
     host: str = "127.0.0.1"
     port: int = 4455
     password_env: str = "MOODCAST_OBS_PASSWORD"
+    dry_run: bool = False
+    connect_timeout_seconds: float = 3.0
+    reconnect_max_seconds: float = 30.0
+    min_dwell_seconds: float = 20.0
+    max_switches_per_minute: int = 4
+    rules_state_file: str = "var/obs-rules.json"
+    rules: tuple[ObsRuleConfig, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class OverlayConfig:
+    """The OBS overlay's defaults (every one can be overridden per Browser Source by URL parameter)."""
+
+    theme: Literal["dark", "light", "glass", "bare"] = "dark"
+    font: str = ""
+    scale: float = 1.0
+    grid_rows: int = 10
+    grid_cols: int = 10
+    timeline_minutes: int = 30
+    alert_seconds: float = 8.0
+    ticker_items: int = 8
+    ticker_window_seconds: float = 120.0
+    color_happy: str = "#43a047"
+    color_excited: str = "#fb8c00"
+    color_neutral: str = "#9e9e9e"
+    color_anxious: str = "#8e24aa"
+    color_sad: str = "#1e88e5"
+    color_angry: str = "#e53935"
+    user_css: str = ""
+    token_file: str = "var/overlay-tokens.json"
+
+
+@dataclass(frozen=True, slots=True)
+class DashboardConfig:
+    """The producer dashboard's login; the admin token itself comes from $MOODCAST_ADMIN_TOKEN or a file."""
+
+    admin_token_file: str = "var/admin-token"
+    session_hours: float = 12.0
+
+
+@dataclass(frozen=True, slots=True)
+class ReportConfig:
+    """The post-stream review (``moodcast report``, report/): sessions, peaks, keywords, sales statistics."""
+
+    session_gap_minutes: float = 10.0
+    min_session_messages: int = 20
+    output_dir: str = "var/reports"
+    timezone: str = ""
+    peak_z: float = 3.0
+    peak_min_lift: float = 0.08
+    keyword_sample: int = 200_000
+    max_lag_minutes: int = 15
+    permutations: int = 999
+    bootstrap: int = 2000
+
+
+@dataclass(frozen=True, slots=True)
+class BotIrcConfig:
+    """The bot's own Twitch-style IRC connection (sends lines, reads moderators' commands)."""
+
+    host: str = "irc.chat.twitch.tv"
+    port: int = 6697
+    tls: bool = True
+    nick: str = ""
+    token_env: str = "MOODCAST_TWITCH_OAUTH"
+    rate_messages: int = 20
+    rate_seconds: float = 30.0
+    ingest_chat: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class BotBilibiliConfig:
+    """Bilibili's send-danmaku API; the account's cookie comes from the environment variable named here."""
+
+    base_url: str = "https://api.live.bilibili.com"
+    cookie_env: str = "MOODCAST_BILIBILI_COOKIE"
+    room_id: int = 0
+    max_chars: int = 20
+
+
+@dataclass(frozen=True, slots=True)
+class BotWebhookConfig:
+    """A generic webhook that receives each line as JSON."""
+
+    url: str = ""
+    token_env: str = "MOODCAST_BOT_WEBHOOK_TOKEN"
+
+
+@dataclass(frozen=True, slots=True)
+class BotConfig:
+    """The mood-aware chat bot: templates, products, FAQ, moderation, senders (see bot/)."""
+
+    enabled: bool = True
+    sender: Literal["console", "irc", "bilibili", "webhook"] = "console"
+    rooms: tuple[str, ...] = ()
+    templates: str = ""
+    products: str = ""
+    faq: str = ""
+    approval: bool = True
+    auto_send: tuple[str, ...] = ()
+    off: tuple[str, ...] = ()
+    moderators: tuple[str, ...] = ()
+    max_posts_per_minute: int = 6
+    reply_interval_seconds: float = 60.0
+    min_messages: int = 10
+    tip_interval_seconds: float = 60.0
+    trend_half_life_seconds: float = 120.0
+    send_retries: int = 3
+    retry_base_seconds: float = 2.0
+    max_delay_seconds: float = 120.0
+    streamer_token_env: str = "MOODCAST_STREAMER_TOKEN"
+    streamer_token_file: str = "var/streamer-token"
+    irc: BotIrcConfig = field(default_factory=BotIrcConfig)
+    bilibili: BotBilibiliConfig = field(default_factory=BotBilibiliConfig)
+    webhook: BotWebhookConfig = field(default_factory=BotWebhookConfig)
 
 
 @dataclass(frozen=True, slots=True)
 class SourceConfig:
     """One chat source feeding one room."""
 
-    type: Literal["replay", "simulator"] = "replay"
+    type: Literal["replay", "simulator", "bilibili", "twitch", "douyu", "youtube", "tiktok"] = "replay"
     room: str = "demo"
     path: str = ""
     speed: float = 1.0
@@ -120,6 +285,16 @@ class SourceConfig:
     rate: float = 20.0
     script: str = ""
     seed: int = 0
+    # Live platforms (engine/sources/platforms.py); secrets only as environment variable names.
+    channel: str = ""
+    url: str = ""
+    cookie_env: str = ""
+    auth_code_env: str = ""
+    app_id: int = 0
+    app_key_env: str = "MOODCAST_BILIBILI_APP_KEY"
+    app_secret_env: str = "MOODCAST_BILIBILI_APP_SECRET"
+    heartbeat: float = 0.0
+    reconnect_max: float = 60.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,6 +309,10 @@ class Config:
     store: StoreConfig = field(default_factory=StoreConfig)
     ingest: IngestConfig = field(default_factory=IngestConfig)
     obs: ObsConfig = field(default_factory=ObsConfig)
+    overlay: OverlayConfig = field(default_factory=OverlayConfig)
+    dashboard: DashboardConfig = field(default_factory=DashboardConfig)
+    bot: BotConfig = field(default_factory=BotConfig)
+    report: ReportConfig = field(default_factory=ReportConfig)
     sources: tuple[SourceConfig, ...] = ()
     base_dir: str = "."
     """Directory relative paths in the file resolve against (the config file's own); not a TOML key."""

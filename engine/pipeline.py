@@ -70,6 +70,8 @@ class Pipeline:
         self._idle.set()
         self.counters = PipelineCounters()
         self.latency_hook: Callable[[Sequence[ClassifiedMessage], Sequence[float]], None] | None = None
+        self.source_health: Callable[[], dict[str, dict[str, object]]] | None = None
+        """Set by the service: each source's health (SourceState.as_dict) under ``stats()["sources"]``."""
         # Load the default model now: a broken model must stop start-up, not the first message.
         self._load_model(self._default_model)
 
@@ -110,6 +112,7 @@ class Pipeline:
             "model": self._default_model,
             "room_models": dict(self._room_models),
             "model_errors": c.model_errors,
+            "sources": self.source_health() if self.source_health is not None else {},
         }
 
     def _hubs(self) -> tuple[Hub[ClassifiedMessage], Hub[MoodSnapshot], Hub[TriggerEvent]]:
@@ -269,3 +272,9 @@ class Pipeline:
     def publish_event(self, event: TriggerEvent) -> None:
         """Publish an event from outside the aggregators (actions, source health changes)."""
         self._events.publish(event)
+
+    async def process_messages(self, messages: Sequence[ChatMessage]) -> list[ClassifiedMessage]:
+        """Classify and aggregate ``messages`` now, bypassing the inbox (``moodcast simulate``, tests)."""
+        self.counters.submitted += len(messages)
+        now = time.monotonic()
+        return await self.process([_Pending(m, now) for m in messages])

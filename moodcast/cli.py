@@ -18,7 +18,11 @@ log = logging.getLogger("moodcast")
 
 def _load(path: str | None) -> Config:
     try:
-        return load_config(path)
+        config = load_config(path)
+        from engine.rules import compile_rules
+
+        compile_rules(config.obs.rules)  # a bad [[obs.rules]] table stops start-up here, named
+        return config
     except ConfigError as e:
         print(f"moodcast: configuration error: {e}", file=sys.stderr)
         raise SystemExit(2) from None
@@ -60,6 +64,15 @@ def _parser() -> argparse.ArgumentParser:
 
     sub.add_parser("train", help="train a model from ../shared/data or your own CSV", add_help=False)
     sub.add_parser("eval", help="evaluate a model on a labelled CSV/TSV", add_help=False)
+    from moodcast import obs_cli
+
+    obs_cli.add_parsers(sub)
+    from moodcast import overlay_cli
+
+    overlay_cli.add_parsers(sub)
+    from report import cli as report_cli
+
+    report_cli.add_parsers(sub)
     return p
 
 
@@ -80,6 +93,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         from moodcast.doctor import run_doctor
 
         return run_doctor(_load(args.config))
+    if args.command == "overlay":
+        from moodcast import overlay_cli
+
+        return overlay_cli.main(args, _load)
+    if args.command == "report":
+        from report import cli as report_cli
+
+        return report_cli.main(args, _load)
+    if args.command in {"simulate", "obs"}:
+        from moodcast import obs_cli
+
+        return obs_cli.main(args, _load)
     return 2  # pragma: no cover - argparse requires a command
 
 
@@ -165,9 +190,9 @@ async def _serve(
     )
     rooms = sorted({s.room for s in default_sources(config)}) if with_sources else []
     print(f"moodcast is reading the room (model: {config.classifier.model})", flush=True)
-    for room in rooms:
-        print(f"  overlay   {base}/overlay/{room}", flush=True)
-    print(f"  dashboard {base}/", flush=True)
+    from moodcast.overlay_cli import print_run_banner
+
+    print_run_banner(config, rooms, service.admin)  # overlay URLs with their tokens, dashboard, login
     if config.ingest.enabled:
         _, where = ingest_token(config)
         print(f"  ingest    POST {base}/api/ingest  (bearer token: {where})", flush=True)

@@ -7,8 +7,10 @@ import socket
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from engine.config import Config
+from engine.sources.platforms import PLATFORM_TYPES, readiness
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,9 +100,76 @@ def check_sources(config: Config) -> list[Check]:
                 out.append(
                     Check("fail", f"source {i}", f"replay file not found: {p}", f"fix sources[{i}].path")
                 )
+        elif s.type in PLATFORM_TYPES:
+            r = readiness(s)
+            out.append(Check(r.status, f"source {i}", r.detail, r.fix))
         else:
             out.append(Check("ok", f"source {i}", f"{s.type} -> room {s.room!r}"))
     return out
+
+
+_HEALTH_MARK = {
+    "connected": "ok",
+    "running": "ok",
+    "finished": "ok",
+    "starting": "warn",
+    "connecting": "warn",
+    "reconnecting": "warn",
+    "auth_failed": "fail",
+    "rate_limited": "fail",
+    "error": "fail",
+}
+_HEALTH_FIX = {
+    "auth_failed": "check the source's credentials (cookie_env, auth_code_env, app key): docs/platforms.md",
+    "rate_limited": "the platform is throttling this machine: wait, use a login cookie, or reduce rooms",
+    "error": "fix the [[sources]] setting named in the detail",
+}
+
+
+def check_live_sources(config: Config, fetch: Callable[[str], dict[str, Any]] | None = None) -> list[Check]:
+    """Live source health from a moodcast running with this config (its /healthz), if one runs."""
+    url = f"http://{config.server.host}:{config.server.port}/healthz"
+    try:
+        body = (fetch or _fetch_json)(url)
+    except OSError:
+        return [Check("ok", "source health", "moodcast is not running here; it shows while moodcast runs")]
+    except ValueError as e:
+        return [Check("warn", "source health", f"{url} answered something unexpected ({e})")]
+    stats = body.get("stats")
+    sources = stats.get("sources") if isinstance(stats, dict) else None
+    if not isinstance(sources, dict) or not sources:
+        return [Check("ok", "source health", f"moodcast at {url} reports no live source health")]
+    out: list[Check] = []
+    for name, h in sources.items():
+        if not isinstance(h, dict):
+            continue
+        status = str(h.get("status", "?"))
+        mark = _HEALTH_MARK.get(status, "warn")
+        detail = f"{status}: {h.get('detail', '')} ({h.get('messages', 0)} messages"
+        detail += f", {h.get('reconnects', 0)} reconnects)" if h.get("reconnects") else ")"
+        fix = _HEALTH_FIX.get(status, "")
+        if h.get("names_masked") and mark == "ok":
+            mark = "warn"
+            fix = "viewers' names are masked: set sources.cookie_env to a logged-in Bilibili cookie"
+        out.append(Check(mark, f"live {name}", detail, fix))
+    return out
+
+
+def _fetch_json(url: str) -> dict[str, Any]:
+    import json
+    import urllib.error
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(url, timeout=2.0) as resp:  # our own server's loopback URL
+            data = json.loads(resp.read().decode("utf-8"))
+    except urllib.error.HTTPError as e:
+        raise ValueError(f"HTTP {e.code}") from None
+    except urllib.error.URLError as e:
+        raise OSError(str(e.reason)) from None
+    if not isinstance(data, dict):
+        raise ValueError("not a JSON object")
+    return data
 
 
 def check_ingest(config: Config) -> Check:
@@ -114,28 +183,36 @@ def check_ingest(config: Config) -> Check:
     return Check("ok", "ingest", where)
 
 
-def check_obs(config: Config, connect: Callable[[str, int, float], None] | None = None) -> Check:
-    """OBS is reachable when scene automation is on."""
+def check_obs(config: Config, probe: Callable[..., dict[str, Any]] | None = None) -> Check:
+    """When scene automation is on: really connect (GetVersion) and tell a wrong password from no OBS."""
+    from engine.rules import compile_rules
+    from overlay.obs.link import ObsConnectError
+
     obs = config.obs
+    rules = compile_rules(obs.rules)
     if not obs.enabled:
-        return Check("ok", "obs", "scene automation off ([obs] enabled = false)")
+        extra = f"; {len(rules)} rule(s) configured, see `moodcast simulate`" if rules else ""
+        return Check("ok", "obs", f"scene automation off ([obs] enabled = false){extra}")
+    if probe is None:
+        from overlay.obs.link import probe as real_probe
+
+        probe = real_probe
+    password = os.environ.get(obs.password_env, "")
     try:
-        (connect or _tcp_connect)(obs.host, obs.port, 2.0)
-    except OSError as e:
-        return Check(
-            "fail",
-            "obs",
-            f"cannot reach obs-websocket at {obs.host}:{obs.port} ({e})",
-            "start OBS and enable Tools > WebSocket Server Settings, or fix [obs] host/port",
-        )
-    if not os.environ.get(obs.password_env):
-        return Check(
-            "warn",
-            "obs",
-            f"reachable at {obs.host}:{obs.port}, but ${obs.password_env} is not set",
-            f"export {obs.password_env}=<the password from OBS WebSocket Server Settings>",
-        )
-    return Check("ok", "obs", f"reachable at {obs.host}:{obs.port}")
+        version = probe(obs.host, obs.port, password, obs.connect_timeout_seconds, obs.password_env)
+    except ObsConnectError as e:
+        if e.kind == "auth_failed":
+            fix = f"export {obs.password_env}=<the password from OBS > Tools > WebSocket Server Settings>"
+        else:
+            fix = "start OBS and enable Tools > WebSocket Server Settings, or fix [obs] host/port"
+        return Check("fail", "obs", str(e), fix)
+    mode = " (dry run: nothing will be changed)" if obs.dry_run else ""
+    return Check(
+        "ok",
+        "obs",
+        f"connected to OBS {version.get('obsVersion', '?')} (obs-websocket "
+        f"{version.get('obsWebSocketVersion', '?')}) at {obs.host}:{obs.port}; {len(rules)} rule(s){mode}",
+    )
 
 
 def _tcp_connect(host: str, port: int, timeout: float) -> None:
@@ -154,6 +231,7 @@ def run_doctor(config: Config, out: Callable[[str], None] = print) -> int:
         *check_sources(config),
         check_ingest(config),
         check_obs(config),
+        *check_live_sources(config),
     ]
     for c in checks:
         out(f"  [{_MARK[c.status]}] {c.name}: {c.detail}")

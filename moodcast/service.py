@@ -25,8 +25,10 @@ from engine.pipeline import Pipeline
 from engine.sources.base import Source, build_source
 from engine.sources.ingest import add_ingest_routes
 from engine.store import StoreWriter
+from moodcast.overlay_cli import AdminToken, dashboard_setup, load_admin, overlay_tokens
 from moodcast.resources import DEMO_REPLAY, DEMO_ROOM
 from overlay.app import create_app
+from overlay.obs import obs_setup
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +65,12 @@ class Service:
     sources: list[Source] = field(default_factory=list)
     writer: StoreWriter | None = None
     sources_done: asyncio.Event = field(default_factory=asyncio.Event)
+    admin: AdminToken | None = None
+    """The dashboard/CLI admin token; loaded (or generated, then printed once) by build_app."""
+
+    def health(self) -> dict[str, dict[str, object]]:
+        """Each source's health by name (status, detail, counters); the feed's stats carry it too."""
+        return {s.name: {"room": s.room, **s.state.as_dict()} for s in self.sources}
 
 
 def build_service(config: Config, *, with_sources: bool = True) -> Service:
@@ -71,7 +79,9 @@ def build_service(config: Config, *, with_sources: bool = True) -> Service:
     registry = ModelRegistry(dirs)
     pipeline = Pipeline(config, registry.get)
     srcs = [build_source(s, Path(config.base_dir)) for s in default_sources(config)] if with_sources else []
-    return Service(config, registry, pipeline, srcs)
+    service = Service(config, registry, pipeline, srcs)
+    pipeline.source_health = service.health  # /healthz, the dashboard and doctor read it from stats()
+    return service
 
 
 def build_app(service: Service) -> web.Application:
@@ -93,7 +103,45 @@ def build_app(service: Service) -> web.Application:
     def add_engine(app: web.Application) -> None:
         app.cleanup_ctx.append(lambda _app: _engine_ctx(service))
 
-    return create_app(service.pipeline, config, extra_setup=[add_ingest, add_engine])
+    # After add_engine: the OBS controller starts once the pipeline runs and stops before it drains.
+    add_obs = obs_setup(config, service.pipeline.publish_event)
+
+    def add_bot(app: web.Application) -> None:
+        # After add_engine: the bot starts once the pipeline runs and stops (reporting unsent lines) first.
+        from bot.web import setup_bot
+
+        setup_bot(app, config, service.pipeline, submit=service.pipeline.submit)
+
+    def add_predict(app: web.Application) -> None:
+        from overlay.predict_api import PredictLimits
+        from overlay.predict_api import setup as predict_setup
+
+        cc = config.classifier
+        limits = PredictLimits(
+            default_model=cc.model,
+            max_chars=cc.api_max_chars,
+            max_inputs=cc.api_max_inputs,
+            max_body_bytes=config.ingest.max_body_bytes,
+            confidence_floor=cc.confidence_floor,
+            max_run=config.flood.max_run,
+        )
+        predict_setup(app, service.registry, limits)
+
+    def add_reports(app: web.Application) -> None:
+        # The dashboard's "Reports" panel: each finished session's review (report/web.py).
+        from report.web import reports_setup
+
+        reports_setup(config)(app)
+
+    if service.admin is None:
+        service.admin = load_admin(config)
+    return create_app(
+        service.pipeline,
+        config,
+        extra_setup=[dashboard_setup(service), add_ingest, add_engine, add_obs, add_bot, add_predict, add_reports],
+        tokens=overlay_tokens(config),
+        admin_token=service.admin.token,
+    )
 
 
 async def _engine_ctx(service: Service) -> AsyncIterator[None]:

@@ -7,22 +7,29 @@ python-socketio intends: scaling out later swaps the manager for a Redis one and
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import logging
 import math
 import time
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any
 from urllib.parse import parse_qs
 
 import socketio
 from aiohttp import web
 
-from engine.feed import MoodFeed
 from engine.queues import DropOldestQueue
 from engine.types import MoodSnapshot, TriggerEvent
+from overlay import auth as auth_mod
 from overlay import keys
-from overlay.wire import empty_snapshot_payload, event_payload, room_name, snapshot_payload
+from overlay.wire import (
+    empty_snapshot_payload,
+    event_payload,
+    room_name,
+    snapshot_payload,
+    ticker_payload,
+)
 
 log = logging.getLogger(__name__)
 
@@ -31,9 +38,12 @@ SNAPSHOT_SUBSCRIBER = "socketio"
 EVENT_SUBSCRIBER = "socketio-events"
 MIN_UPDATE_INTERVAL = 0.1
 """Seconds between two "mood" emits to one room: at most ~10 a second, however fast snapshots come."""
+TOKEN_WATCH_INTERVAL = 2.0
+"""Seconds between two looks (one stat) at the token file, for rotations done by the CLI."""
 CLOSE_TIMEOUT = 0.5
 """Seconds shutdown gives one socket to close before moving on."""
 _DRAIN_LIMIT = 10_000
+RECENT_EVENTS = 200
 
 
 def room_key(room: str) -> str:
@@ -41,34 +51,69 @@ def room_key(room: str) -> str:
     return f"room:{room}"
 
 
-def _requested_room(environ: Mapping[str, Any], auth: object) -> str | None:
-    if isinstance(auth, Mapping) and "room" in auth:
-        return room_name(auth["room"])
-    # Clients that cannot send auth (plain query-string URLs) may name the room as ?room=.
-    values = parse_qs(str(environ.get("QUERY_STRING", ""))).get("room")
-    return room_name(values[0]) if values else None
+def _requested(environ: Mapping[str, Any], auth: object, name: str) -> object:
+    if isinstance(auth, Mapping) and name in auth:
+        return auth[name]
+    # Clients that cannot send auth (plain query-string URLs) may pass ?room=&token=.
+    values = parse_qs(str(environ.get("QUERY_STRING", ""))).get(name)
+    return values[0] if values else None
 
 
 class MoodNamespace(socketio.AsyncNamespace):  # type: ignore[misc]  # socketio ships no types
-    """``/mood``: a client joins one room and gets its full snapshot at once, then live updates."""
+    """``/mood``: a client joins one room and gets its full snapshot at once, then live updates.
 
-    def __init__(self, feed: MoodFeed, window_seconds: Sequence[int]) -> None:
+    A client must prove it may read the room: the room's overlay token (``auth: {room, token}``) or
+    the dashboard's admin session cookie. Read-only either way: the namespace has no handlers that
+    change anything.
+    """
+
+    def __init__(self, app: web.Application) -> None:
         super().__init__(NAMESPACE)
-        self._feed = feed
-        self._window_seconds = tuple(window_seconds)
+        self._app = app
+        self._feed = app[keys.FEED]
+        self._window_seconds = tuple(app[keys.CONFIG].aggregate.windows)
+        self.clients: dict[str, tuple[str, str | None]] = {}
+        """sid -> (room, overlay token; None for an admin session)."""
 
     async def on_connect(self, sid: str, environ: Mapping[str, Any], auth: object = None) -> None:
-        """Join the requested room and send its current snapshot (an empty one if it has no data yet)."""
-        room = _requested_room(environ, auth)
+        """Check the token, join the requested room and send its current snapshot and ticker."""
+        room = room_name(_requested(environ, auth, "room"))
         if room is None:
             raise socketio.exceptions.ConnectionRefusedError(
                 "auth {room: <name>} or ?room=<name> is required"
             )
+        token = _requested(environ, auth, "token")
+        request = environ.get("aiohttp.request")
+        if self._app[keys.OVERLAY_TOKENS].check(room, token):
+            self.clients[sid] = (room, str(token))
+        elif isinstance(request, web.Request) and auth_mod.session_of(request) is not None:
+            self.clients[sid] = (room, None)
+        else:
+            raise socketio.exceptions.ConnectionRefusedError("invalid overlay token")
         await self.enter_room(sid, room_key(room))
         latest = self._feed.latest(room)
         payload = snapshot_payload(latest) if latest else empty_snapshot_payload(room, self._window_seconds)
         # Emitting before the handler returns is fine: clients buffer events until the connect completes.
         await self.emit("snapshot", payload, to=sid)
+        ticker = ticker_payload(room, self._app[keys.TRENDING].top(room))
+        await self.emit("ticker", dict(ticker), to=sid)
+
+    async def on_disconnect(self, sid: str, *_reason: object) -> None:
+        """Forget the client."""
+        self.clients.pop(sid, None)
+
+    async def revoke_stale(self, room: str | None = None) -> int:
+        """Disconnect overlay clients whose token is no longer their room's; returns how many."""
+        tokens = self._app[keys.OVERLAY_TOKENS]
+        stale = [
+            sid
+            for sid, (r, token) in list(self.clients.items())
+            if token is not None and (room is None or r == room) and not tokens.check(r, token)
+        ]
+        for sid in stale:
+            self.clients.pop(sid, None)
+            await self.disconnect(sid)
+        return len(stale)
 
 
 class Broadcaster:
@@ -90,6 +135,8 @@ class Broadcaster:
         self.coalesced = 0
         """Snapshots replaced by a newer one of the same room before they were sent."""
         self.errors = 0
+        self.recent_events: collections.deque[TriggerEvent] = collections.deque(maxlen=RECENT_EVENTS)
+        """The last alerts and actions, for a dashboard opened after they fired."""
 
     async def run_snapshots(self, queue: DropOldestQueue[MoodSnapshot]) -> None:
         """Forever: send each room its newest snapshot, at most once per ``min_interval``."""
@@ -108,6 +155,7 @@ class Broadcaster:
         """Forever: send each trigger event to its room as it comes (rules rate-limit them already)."""
         while True:
             event = await queue.get()
+            self.recent_events.append(event)
             await self._emit("event", dict(event_payload(event)), event.room)
 
     def _keep_newest(self, pending: dict[str, MoodSnapshot], snap: MoodSnapshot) -> None:
@@ -149,6 +197,7 @@ async def _broadcast_ctx(app: web.Application) -> AsyncIterator[None]:
     tasks = [
         asyncio.create_task(broadcaster.run_snapshots(snapshots), name="socketio-snapshots"),
         asyncio.create_task(broadcaster.run_events(events), name="socketio-events"),
+        asyncio.create_task(_watch_tokens(app), name="overlay-token-watch"),
     ]
     try:
         yield
@@ -160,6 +209,19 @@ async def _broadcast_ctx(app: web.Application) -> AsyncIterator[None]:
                 await task
         feed.snapshots.unsubscribe(SNAPSHOT_SUBSCRIBER)
         feed.events.unsubscribe(EVENT_SUBSCRIBER)
+
+
+async def _watch_tokens(app: web.Application) -> None:
+    """Lock out overlays whose token was rotated by another process (``moodcast overlay rotate-token``)."""
+    tokens = app[keys.OVERLAY_TOKENS]
+    namespace = app[keys.MOOD_NAMESPACE]
+    while True:
+        await asyncio.sleep(TOKEN_WATCH_INTERVAL)
+        try:
+            if tokens.changed():
+                await namespace.revoke_stale()
+        except Exception:
+            log.exception("checking the overlay token file failed")
 
 
 async def _close_sockets(app: web.Application) -> None:
@@ -189,9 +251,11 @@ def setup(app: web.Application) -> None:
         ping_interval=10,
         ping_timeout=10,
     )
-    sio.register_namespace(MoodNamespace(app[keys.FEED], app[keys.CONFIG].aggregate.windows))
+    namespace = MoodNamespace(app)
+    sio.register_namespace(namespace)
     sio.attach(app)
     app[keys.SIO] = sio
+    app[keys.MOOD_NAMESPACE] = namespace
     app[keys.BROADCASTER] = Broadcaster(sio)
     app.cleanup_ctx.append(_broadcast_ctx)
     app.on_shutdown.append(_close_sockets)

@@ -6,7 +6,7 @@ The browser code in ``static/js`` reads exactly these shapes; change them here a
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TypedDict
+from typing import Protocol, TypedDict
 
 from engine.emotions import EMOTIONS
 from engine.types import MoodSnapshot, TriggerEvent, WindowStats
@@ -155,3 +155,57 @@ def empty_snapshot_payload(room: str, window_seconds: Sequence[int]) -> Snapshot
             trend=0.0,
         )
     )
+
+
+class TickerItemPayload(TypedDict):
+    text: str
+    score: float
+    emotion: str
+
+
+class TickerPayload(TypedDict):
+    """The ticker's content. Generic on purpose: trending words today, the bot's trending products later
+    (``source`` says which; each item is just text, a score and an emotion colour)."""
+
+    room: str
+    source: str
+    items: list[TickerItemPayload]
+
+
+class _HasTicker(Protocol):
+    @property
+    def text(self) -> str: ...
+    @property
+    def score(self) -> float: ...
+    @property
+    def emotion(self) -> str: ...
+
+
+def ticker_payload(room: str, items: Sequence[_HasTicker], source: str = "words") -> TickerPayload:
+    """The ticker event: any items with ``text``, ``score`` and ``emotion`` (words now, products later)."""
+    return {
+        "room": room,
+        "source": source,
+        "items": [
+            {
+                "text": i.text,
+                "score": _r(i.score, 2),
+                "emotion": i.emotion if i.emotion in EMOTIONS else "neutral",
+            }
+            for i in items
+        ],
+    }
+
+
+class OverlaySettingsPayload(TypedDict):
+    """Config defaults for the overlay page; the page's URL parameters override each one."""
+
+    theme: str
+    font: str
+    scale: float
+    rows: int
+    cols: int
+    minutes: int
+    alert_seconds: float
+    colors: dict[str, str]
+    namespace: str

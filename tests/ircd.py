@@ -49,6 +49,8 @@ def _config(port: int, workdir: Path) -> str:
     MaxConnections = 200
     MaxConnectionsIP = 200
     MaxJoins = 50
+    # Twitch's anonymous nicks (justinfan12345) are longer than ngircd's default limit of 9.
+    MaxNickLength = 30
     PingTimeout = 120
     PongTimeout = 20
 [Options]

@@ -69,8 +69,9 @@ async def test_overlay_shows_the_replays_live_numbers(browser: Any, served_repla
     url, n = served_replay
     page = await browser.new_page()
     await page.goto(url)
+    # A function, not a string expression: the page's CSP forbids eval, which string predicates need.
     await page.wait_for_function(
-        f"document.querySelector('#overlay')?.dataset.totalMessages === '{n}'", timeout=20000
+        "(n) => document.querySelector('#overlay')?.dataset.totalMessages === n", arg=str(n), timeout=20000
     )
     # What the model reads in those lines decides what the page must show.
     preds = ModelRegistry().get("fast").predict([normalise(f"{TEXTS[i % len(TEXTS)]} {i}") for i in range(n)])

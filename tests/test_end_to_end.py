@@ -17,6 +17,7 @@ from engine.emotions import EMOTIONS
 from engine.normalise import normalise
 from engine.store import Store
 from moodcast.service import Service, build_app, build_service
+from overlay.keys import OVERLAY_TOKENS
 from tests.servers import run_app
 
 TOKEN = "test-token-123"
@@ -87,7 +88,10 @@ async def test_replay_reaches_socketio_with_counts_matching_the_file(
     client.on("snapshot", on_any, namespace="/mood")
     client.on("mood", on_any, namespace="/mood")
     async with run_app(app) as base:
-        await client.connect(base, namespaces=["/mood"], auth={"room": "e2e"}, transports=["websocket"])
+        token = app[OVERLAY_TOKENS].get_or_create("e2e")  # /mood reads a room only with its overlay token
+        await client.connect(
+            base, namespaces=["/mood"], auth={"room": "e2e", "token": token}, transports=["websocket"]
+        )
         try:
             await asyncio.wait_for(got_all.wait(), timeout=20)
         finally:

@@ -18,11 +18,14 @@ from engine.config import Config
 from engine.types import RecentMessage, TriggerEvent
 from overlay.app import create_app
 from overlay.broadcast import NAMESPACE
+from overlay.tokens import OverlayTokens
 from overlay.wire import SnapshotPayload, snapshot_payload
 from tests.fakes import FakeFeed, make_snapshot
 from tests.servers import run_app
 
 WAIT = 5.0
+TOKENS = OverlayTokens()
+"""In-memory overlay tokens shared by these tests' apps; each room gets one on first use."""
 
 
 class Received:
@@ -53,19 +56,26 @@ class Received:
 
 @contextlib.asynccontextmanager
 async def sio_client(
-    base_url: str, room: str | None = "demo", *, via_query: bool = False, transports: list[str] | None = None
+    base_url: str,
+    room: str | None = "demo",
+    *,
+    via_query: bool = False,
+    transports: list[str] | None = None,
+    token: str | None = None,
 ) -> AsyncIterator[tuple[socketio.AsyncClient, Received]]:
     """A connected python-socketio client on ``/mood`` that records what it receives."""
     client = socketio.AsyncClient(reconnection=False)
     received = Received()
-    for name in ("snapshot", "mood", "event", "disconnect"):
+    for name in ("snapshot", "mood", "event", "ticker", "disconnect"):
         # Bind name per handler; disconnect carries a reason argument in recent versions.
         async def handler(*args: Any, _name: str = name) -> None:
             await received.add(_name, args[0] if args else None)
 
         client.on(name, handler, namespace=NAMESPACE)
-    url = f"{base_url}?room={room}" if via_query and room else base_url
-    auth = {"room": room} if room is not None and not via_query else None
+    if token is None and room is not None:
+        token = TOKENS.get_or_create(room)
+    url = f"{base_url}?room={room}&token={token}" if via_query and room else base_url
+    auth = {"room": room, "token": token} if room is not None and not via_query else None
     await client.connect(
         url, namespaces=[NAMESPACE], auth=auth, transports=transports or ["websocket"], wait_timeout=5
     )
@@ -82,7 +92,7 @@ def feed() -> FakeFeed:
 
 async def test_create_app_has_no_side_effects(feed: FakeFeed) -> None:
     tasks_before = asyncio.all_tasks()
-    create_app(feed, Config())
+    create_app(feed, Config(), tokens=TOKENS)
     assert asyncio.all_tasks() == tasks_before
     assert feed.snapshots.stats() == [] and feed.events.stats() == []
 
@@ -90,7 +100,10 @@ async def test_create_app_has_no_side_effects(feed: FakeFeed) -> None:
 async def test_snapshot_on_connect_for_known_room(feed: FakeFeed) -> None:
     snap = make_snapshot("demo", {"angry": 0.7, "neutral": 0.3}, recent=[("angry", 0.9)] * 5)
     feed.push(snap)
-    async with run_app(create_app(feed, Config())) as base, sio_client(base, "demo") as (_, got):
+    async with (
+        run_app(create_app(feed, Config(), tokens=TOKENS)) as base,
+        sio_client(base, "demo") as (_, got),
+    ):
         (payload,) = await got.wait_for("snapshot")
         assert payload == json.loads(json.dumps(snapshot_payload(snap)))
         assert payload["dominant"] == "angry"
@@ -101,7 +114,7 @@ async def test_snapshot_on_connect_for_unknown_room_is_valid_and_empty(
     feed: FakeFeed, via_query: bool
 ) -> None:
     async with (
-        run_app(create_app(feed, Config())) as base,
+        run_app(create_app(feed, Config(), tokens=TOKENS)) as base,
         sio_client(base, "nobody-here", via_query=via_query) as (_, got),
     ):
         (payload,) = await got.wait_for("snapshot")
@@ -116,7 +129,7 @@ async def test_snapshot_on_connect_for_unknown_room_is_valid_and_empty(
 
 
 async def test_connect_without_room_is_refused(feed: FakeFeed) -> None:
-    async with run_app(create_app(feed, Config())) as base:
+    async with run_app(create_app(feed, Config(), tokens=TOKENS)) as base:
         with pytest.raises(socketio.exceptions.ConnectionError):
             async with sio_client(base, None):
                 pass
@@ -124,7 +137,7 @@ async def test_connect_without_room_is_refused(feed: FakeFeed) -> None:
 
 async def test_live_mood_reaches_only_its_room(feed: FakeFeed) -> None:
     async with (
-        run_app(create_app(feed, Config())) as base,
+        run_app(create_app(feed, Config(), tokens=TOKENS)) as base,
         sio_client(base, "demo", transports=["polling", "websocket"]) as (_, demo),
         sio_client(base, "other") as (_, other),
     ):
@@ -139,7 +152,7 @@ async def test_live_mood_reaches_only_its_room(feed: FakeFeed) -> None:
 
 
 async def test_snapshots_are_coalesced_and_the_last_one_arrives(feed: FakeFeed) -> None:
-    app = create_app(feed, Config())
+    app = create_app(feed, Config(), tokens=TOKENS)
     async with run_app(app) as base, sio_client(base, "demo") as (_, got):
         await got.wait_for("snapshot")
         # A burst in one loop turn, then a steady 200/s stream for ~0.6 s: both far above 10/s.
@@ -163,7 +176,10 @@ async def test_snapshots_are_coalesced_and_the_last_one_arrives(feed: FakeFeed) 
 
 
 async def test_trigger_events_are_emitted_to_the_room(feed: FakeFeed) -> None:
-    async with run_app(create_app(feed, Config())) as base, sio_client(base, "demo") as (_, got):
+    async with (
+        run_app(create_app(feed, Config(), tokens=TOKENS)) as base,
+        sio_client(base, "demo") as (_, got),
+    ):
         await got.wait_for("snapshot")
         feed.push_event(TriggerEvent("demo", 1000.0, "spike", "angry spike <b>!</b>", {"z": 4.25}))
         (event,) = await got.wait_for("event")
@@ -180,8 +196,13 @@ async def test_shutdown_closes_live_sockets_promptly_and_unsubscribes(feed: Fake
     client = socketio.AsyncClient(reconnection=False)
     disconnected = asyncio.Event()
     client.on("disconnect", lambda *_: disconnected.set(), namespace=NAMESPACE)
-    async with run_app(create_app(feed, Config())) as base:
-        await client.connect(base, namespaces=[NAMESPACE], auth={"room": "demo"}, transports=["websocket"])
+    async with run_app(create_app(feed, Config(), tokens=TOKENS)) as base:
+        await client.connect(
+            base,
+            namespaces=[NAMESPACE],
+            auth={"room": "demo", "token": TOKENS.get_or_create("demo")},
+            transports=["websocket"],
+        )
         assert len(feed.snapshots.stats()) == 1
         started = time.monotonic()
     # run_app's shutdown_timeout is 2 s: a socket left open would hold shutdown that long.
@@ -196,7 +217,10 @@ async def test_rest_endpoints(feed: FakeFeed) -> None:
     snap = make_snapshot("demo", {"sad": 0.6, "neutral": 0.4})
     feed.push(snap)
     feed.push(make_snapshot("直播间 42"))
-    async with run_app(create_app(feed, Config())) as base, aiohttp.ClientSession(base) as http:
+    async with (
+        run_app(create_app(feed, Config(), tokens=TOKENS)) as base,
+        aiohttp.ClientSession(base) as http,
+    ):
         async with http.get("/api/rooms") as r:
             assert r.status == 200
             assert await r.json() == {"rooms": ["demo", "直播间 42"]}
@@ -218,21 +242,32 @@ async def test_rest_endpoints(feed: FakeFeed) -> None:
             }
 
 
+def _q(room: str) -> str:
+    return f"?token={TOKENS.get_or_create(room)}"
+
+
 async def test_pages_render_and_escape_chat_text(feed: FakeFeed) -> None:
     evil = "</script><script>alert(1)</script>"
     feed.push(make_snapshot("demo", recent=[("angry", 1.0)]))
-    feed.push(make_snapshot("a/b <x>"))
-    async with run_app(create_app(feed, Config())) as base, aiohttp.ClientSession(base) as http:
-        async with http.get("/") as r:
-            index = await r.text()
-        assert 'href="/overlay/demo"' in index
-        assert 'href="/overlay/a%2Fb%20%3Cx%3E"' in index and "a/b &lt;x&gt;" in index
-        async with http.get("/overlay/demo") as r:
+    async with (
+        run_app(create_app(feed, Config(), tokens=TOKENS)) as base,
+        aiohttp.ClientSession(base) as http,
+    ):
+        async with http.get("/", allow_redirects=False) as r:
+            assert r.status == 303 and r.headers["Location"] == "/dashboard"
+        async with http.get("/overlay/demo" + _q("demo")) as r:
             assert r.status == 200
             page = await r.text()
-        assert 'id="mood-canvas"' in page and 'data-room="demo"' in page
+            csp = r.headers["Content-Security-Policy"]
+        assert "script-src 'self'" in csp and "unsafe-inline" not in csp and "default-src 'none'" in csp
+        assert 'id="gauge-canvas"' in page and 'data-room="demo"' in page
         assert "/static/vendor/socket.io.min.js" in page
-        async with http.get("/overlay/nobody") as r:
+        for widget in ("gauge", "heatmap", "timeline", "ticker", "alert"):
+            async with http.get(f"/overlay/demo/{widget}" + _q("demo")) as r:
+                assert r.status == 200 and f'data-widget="{widget}"' in await r.text()
+        async with http.get("/overlay/demo/nope" + _q("demo")) as r:
+            assert r.status == 404
+        async with http.get("/overlay/nobody" + _q("nobody")) as r:
             assert r.status == 200 and '"ts": 0.0' in await r.text()
         async with http.get("/static/js/overlay.js") as r:
             assert r.status == 200
@@ -241,10 +276,95 @@ async def test_pages_render_and_escape_chat_text(feed: FakeFeed) -> None:
     recent = (RecentMessage(1.0, "angry", 1.0, evil, "<u>", 1.0),)
     feed.push(dataclasses.replace(make_snapshot("evil"), recent=recent))
     async with (
-        run_app(create_app(feed, Config())) as base,
+        run_app(create_app(feed, Config(), tokens=TOKENS)) as base,
         aiohttp.ClientSession(base) as http,
-        http.get("/overlay/evil") as r,
+        http.get("/overlay/evil" + _q("evil")) as r,
     ):
         page = await r.text()
     assert evil not in page and "<u>" not in page
     assert "\\u003c/script\\u003e" in page
+
+
+@pytest.mark.parametrize("token", [None, "", "wrong", "x" * 5000])
+async def test_overlay_page_and_socket_need_the_rooms_token(feed: FakeFeed, token: str | None) -> None:
+    TOKENS.get_or_create("demo")
+    async with (
+        run_app(create_app(feed, Config(), tokens=TOKENS)) as base,
+        aiohttp.ClientSession(base) as http,
+    ):
+        query = "" if token is None else f"?token={token}"
+        async with http.get("/overlay/demo" + query) as r:
+            assert r.status == 403
+            text = await r.text()
+        assert "not valid" in text and TOKENS.get_or_create("demo") not in text
+        with pytest.raises(socketio.exceptions.ConnectionError):
+            async with sio_client(base, "demo", token=token or ""):
+                pass
+        # Another room's token does not open this room.
+        with pytest.raises(socketio.exceptions.ConnectionError):
+            async with sio_client(base, "demo", token=TOKENS.get_or_create("other")):
+                pass
+
+
+async def test_rotation_cuts_off_live_overlays_and_the_old_url(feed: FakeFeed, tmp_path: Any) -> None:
+    tokens = OverlayTokens(tmp_path / "var" / "overlay-tokens.json")
+    old = tokens.get_or_create("demo")
+    app = create_app(feed, Config(), tokens=tokens, admin_token="admin-secret")
+    async with (
+        run_app(app) as base,
+        aiohttp.ClientSession(base) as http,
+        sio_client(base, "demo", token=old) as (_, got),
+    ):
+        await got.wait_for("snapshot")
+        # Without admin credentials nothing rotates.
+        async with http.post("/api/overlay/demo/rotate-token") as r:
+            assert r.status == 401
+        async with http.post(
+            "/api/overlay/demo/rotate-token", headers={"Authorization": "Bearer admin-secret"}
+        ) as r:
+            assert r.status == 200
+            body = await r.json()
+        new = tokens.get("demo")
+        assert new and new != old and body["disconnected"] == 1
+        assert body["urls"]["all"].endswith(f"/overlay/demo?token={new}")
+        await got.wait_for("disconnect")
+        async with http.get(f"/overlay/demo?token={old}") as r:
+            assert r.status == 403
+        async with http.get(f"/overlay/demo?token={new}") as r:
+            assert r.status == 200
+    # The file holds only the new token, readable by its owner alone.
+    assert (tmp_path / "var" / "overlay-tokens.json").stat().st_mode & 0o777 == 0o600
+    assert OverlayTokens(tmp_path / "var" / "overlay-tokens.json").get("demo") == new
+
+
+async def test_rotation_by_another_process_is_noticed(feed: FakeFeed, tmp_path: Any) -> None:
+    path = tmp_path / "tokens.json"
+    tokens = OverlayTokens(path)
+    old = tokens.get_or_create("demo")
+    async with (
+        run_app(create_app(feed, Config(), tokens=tokens)) as base,
+        sio_client(base, "demo", token=old) as (_, got),
+    ):
+        await got.wait_for("snapshot")
+        OverlayTokens(path).rotate("demo")  # what `moodcast overlay rotate-token demo` does
+        got_disconnect = got.until(lambda: bool(got.of("disconnect")))
+        await asyncio.wait_for(got_disconnect, 8)
+
+
+async def test_ticker_is_sent_on_connect_and_when_trending_words_change(feed: FakeFeed) -> None:
+    from engine.types import ChatMessage, ClassifiedMessage, Prediction
+
+    app = create_app(feed, Config(), tokens=TOKENS)
+    async with run_app(app) as base, sio_client(base, "shop") as (_, got):
+        (first,) = await got.wait_for("ticker")
+        assert first == {"room": "shop", "source": "words", "items": []}
+        for i in range(12):
+            text = "退钱 骗子" if i % 3 else "好看 好看"
+            msg = ChatMessage.create(room="shop", user=f"u{i}", text=text)
+            pred = Prediction("angry" if i % 3 else "happy", 0.9, (0.0,) * 6)
+            feed.classified.publish(ClassifiedMessage(msg, text, pred, 1.0, "fake"))
+        tickers = await got.wait_for("ticker", 2)
+    items = tickers[-1]["items"]
+    assert [i["text"] for i in items] == ["退钱", "骗子", "好看"]
+    assert items[0] == {"text": "退钱", "score": 8.0, "emotion": "angry"}
+    assert items[2]["emotion"] == "happy"

@@ -196,7 +196,9 @@ def test_training_is_deterministic(tmp_path: Path) -> None:
             train_main(["--no-shared", "--data", str(data), "--out", str(tmp_path / name), "--seed", "3"])
             == 0
         )
-    assert (tmp_path / "a" / "fast.onnx").read_bytes() == (tmp_path / "b" / "fast.onnx").read_bytes()
+    # With --data and no --id the model is registered as TIER-custom, never shadowing the bundled one.
+    a, b = tmp_path / "a" / "fast-custom.onnx", tmp_path / "b" / "fast-custom.onnx"
+    assert a.read_bytes() == b.read_bytes()
 
 
 def test_eval_cli_unknown_model_is_an_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

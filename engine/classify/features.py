@@ -23,6 +23,10 @@ PAD_ID = 0
 """Id 0 is padding: its idf and weight rows are zero, so padded cells add nothing."""
 
 TF_MODES = ("binary", "count", "sublinear")
+WORD_PREFIX = "\x01w"
+"""jieba words live in the same vocab as the n-grams, behind a prefix no normalised text contains."""
+LEX_PREFIX = "\x01l"
+"""Lexicon category tokens (e.g. ``\x01lhn:neg``) emitted for every lexicon word found in the text."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,6 +38,10 @@ class FeaturiserConfig:
     boundary: bool = True
     tf: str = "sublinear"
     max_chars: int = 200
+    words: bool = False
+    """Add jieba word tokens (the accurate tier); off keeps the fast tier's pure n-gram path."""
+    lexicon_max_n: int = 0
+    """Longest lexicon entry looked up (0 = no lexicon tokens); the lexicon itself travels with the vocab."""
 
     def __post_init__(self) -> None:
         if not 1 <= self.min_n <= self.max_n:
@@ -42,6 +50,8 @@ class FeaturiserConfig:
             raise ValueError(f"tf must be one of {', '.join(TF_MODES)}, not {self.tf!r}")
         if self.max_chars < 1:
             raise ValueError("max_chars must be positive")
+        if self.lexicon_max_n < 0:
+            raise ValueError("lexicon_max_n must be >= 0")
 
 
 def _wrap(text: str, cfg: FeaturiserConfig) -> str:
@@ -61,11 +71,46 @@ def ngrams(text: str, cfg: FeaturiserConfig) -> list[str]:
     return out
 
 
-def build_vocab(texts: Iterable[str], cfg: FeaturiserConfig, min_df: int = 1) -> dict[str, int]:
-    """Vocab of n-grams seen in at least ``min_df`` texts; ids from 1 in sorted order (deterministic)."""
+def _jieba_words(text: str) -> list[str]:
+    import jieba
+
+    # jieba loads its dictionary on first use (about a second), once per process.
+    return [WORD_PREFIX + w for w in jieba.lcut(text, HMM=True) if not w.isspace()]
+
+
+def _lexicon_tokens(text: str, lexicon: Mapping[str, Sequence[str]], max_n: int) -> list[str]:
+    out: list[str] = []
+    get = lexicon.get
+    n = len(text)
+    for k in range(1, max_n + 1):
+        for i in range(n - k + 1):
+            cats = get(text[i : i + k])
+            if cats:
+                out += cats
+    return out
+
+
+def tokens(text: str, cfg: FeaturiserConfig, lexicon: Mapping[str, Sequence[str]] | None = None) -> list[str]:
+    """Every token of one normalised text: char n-grams, then jieba words and lexicon categories if on."""
+    out = ngrams(text, cfg)
+    t = text[: cfg.max_chars]
+    if cfg.words:
+        out += _jieba_words(t)
+    if cfg.lexicon_max_n and lexicon:
+        out += _lexicon_tokens(t, lexicon, cfg.lexicon_max_n)
+    return out
+
+
+def build_vocab(
+    texts: Iterable[str],
+    cfg: FeaturiserConfig,
+    min_df: int = 1,
+    lexicon: Mapping[str, Sequence[str]] | None = None,
+) -> dict[str, int]:
+    """Vocab of tokens seen in at least ``min_df`` texts; ids from 1 in sorted order (deterministic)."""
     df: Counter[str] = Counter()
     for t in texts:
-        df.update(set(ngrams(t, cfg)))
+        df.update(set(tokens(t, cfg, lexicon)))
     kept = sorted(g for g, c in df.items() if c >= min_df)
     return {g: i + 1 for i, g in enumerate(kept)}
 
@@ -76,6 +121,8 @@ class Featuriser:
 
     config: FeaturiserConfig
     vocab: Mapping[str, int] = field(repr=False)
+    lexicon: Mapping[str, tuple[str, ...]] = field(default_factory=dict, repr=False)
+    """Lexicon word -> category tokens (already prefixed); empty unless ``lexicon_max_n`` > 0."""
 
     @property
     def size(self) -> int:
@@ -93,6 +140,12 @@ class Featuriser:
         found: list[int | None] = []
         for k in range(cfg.min_n, cfg.max_n + 1):
             found += [get(s[i : i + k]) for i in range(n - k + 1)]
+        if cfg.words or cfg.lexicon_max_n:
+            t = text[: cfg.max_chars]
+            if cfg.words:
+                found += [get(w) for w in _jieba_words(t)]
+            if cfg.lexicon_max_n and self.lexicon:
+                found += [get(c) for c in _lexicon_tokens(t, self.lexicon, cfg.lexicon_max_n)]
         c: Counter[int] = Counter(found)  # type: ignore[arg-type]
         c.pop(None, None)  # type: ignore[call-overload]
         return c
@@ -126,19 +179,27 @@ class Featuriser:
         for g, i in self.vocab.items():
             words[i - 1] = g
         c = self.config
-        return json.dumps(
-            {
-                "kind": "char_ngram",
-                "min_n": c.min_n,
-                "max_n": c.max_n,
-                "boundary": c.boundary,
-                "tf": c.tf,
-                "max_chars": c.max_chars,
-                "vocab": words,
-            },
-            ensure_ascii=False,
-            separators=(",", ":"),
-        )
+        data: dict[str, Any] = {
+            "kind": "char_ngram",
+            "min_n": c.min_n,
+            "max_n": c.max_n,
+            "boundary": c.boundary,
+            "tf": c.tf,
+            "max_chars": c.max_chars,
+            "vocab": words,
+        }
+        # Written only when used, so the fast tier's files stay readable by older runtimes.
+        if c.words:
+            data["words"] = True
+        if c.lexicon_max_n:
+            data["lexicon_max_n"] = c.lexicon_max_n
+            # Only entries whose categories are in the vocab can change a score; the rest are dropped.
+            data["lexicon"] = {
+                w: [x for x in cats if x in self.vocab]
+                for w, cats in sorted(self.lexicon.items())
+                if any(x in self.vocab for x in cats)
+            }
+        return json.dumps(data, ensure_ascii=False, separators=(",", ":"))
 
     @classmethod
     def from_json(cls, raw: str) -> Featuriser:
@@ -155,5 +216,11 @@ class Featuriser:
             boundary=bool(data["boundary"]),
             tf=str(data["tf"]),
             max_chars=int(data["max_chars"]),
+            words=bool(data.get("words", False)),
+            lexicon_max_n=int(data.get("lexicon_max_n", 0)),
         )
-        return cls(cfg, {w: i + 1 for i, w in enumerate(words)})
+        lex_raw = data.get("lexicon", {})
+        if not isinstance(lex_raw, dict) or not all(isinstance(v, list) for v in lex_raw.values()):
+            raise ValueError("featuriser lexicon must map words to lists of category tokens")
+        lexicon = {str(w): tuple(str(x) for x in cats) for w, cats in lex_raw.items()}
+        return cls(cfg, {w: i + 1 for i, w in enumerate(words)}, lexicon)

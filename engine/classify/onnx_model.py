@@ -28,6 +28,22 @@ MAX_BATCH = 1024
 """Larger batches are scored in slices: the padded grid grows with the batch's longest text."""
 
 
+BENCH_SUFFIX = ".bench.json"
+"""Sidecar written by bench/model_bench.py: measured speed and memory, merged into ``info.metrics``."""
+
+
+def read_bench(model_path: Path) -> dict[str, float]:
+    """The ``bench_*`` numbers measured for a model file, or nothing if it was never benchmarked."""
+    side = model_path.with_name(model_path.stem + BENCH_SUFFIX)
+    try:
+        raw = json.loads(side.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    if not isinstance(raw, dict):
+        return {}
+    return {f"bench_{k}": float(v) for k, v in raw.items() if isinstance(v, (int, float))}
+
+
 def _session(path: Path) -> Any:
     import onnxruntime as ort
 
@@ -66,6 +82,7 @@ class OnnxEmotionModel:
         if inputs != {"ids", "tf"}:
             raise ModelError(f"model file {self.path} takes inputs {sorted(inputs)}, expected ids and tf")
         metrics = {str(k): float(v) for k, v in metrics_raw.items() if isinstance(v, (int, float))}
+        metrics.update(read_bench(self.path))
         tier = meta.get(META_TIER, "custom")
         self._info = ModelInfo(
             model_id=model_id or meta.get(META_ID) or self.path.stem,

@@ -24,12 +24,37 @@ class ModelRegistry:
 
     def __init__(self, dirs: Sequence[Path] = (), *, bundled: Path | None = BUNDLED_DIR) -> None:
         self._lock = threading.Lock()
+        self._dirs = ([bundled] if bundled is not None else []) + [Path(x) for x in dirs]
         self._paths: dict[str, Path] = {}
+        self._explicit: dict[str, Path] = {}
         self._loaded: dict[str, EmotionModel] = {}
-        for d in ([bundled] if bundled is not None else []) + [Path(x) for x in dirs]:
+        self._paths = self._scan()
+
+    def _scan(self) -> dict[str, Path]:
+        found: dict[str, Path] = {}
+        for d in self._dirs:
             if d.is_dir():
                 for p in sorted(d.glob("*.onnx")):
-                    self._paths[p.stem] = p.resolve()
+                    found[p.stem] = p.resolve()
+        return found
+
+    def refresh(self) -> list[str]:
+        """Rescan the folders, so a model trained while the service runs is usable without a restart.
+
+        Returns the ids that appeared. A model whose file changed is reloaded on its next ``get``; one
+        already handed out keeps working for whoever holds it (hot swap, not yank).
+        """
+        found = self._scan()
+        with self._lock:
+            found.update(self._explicit)
+            new = sorted(set(found) - set(self._paths))
+            for mid, p in found.items():
+                if self._paths.get(mid) != p:
+                    self._loaded.pop(mid, None)
+            for mid in set(self._paths) - set(found):
+                self._loaded.pop(mid, None)
+            self._paths = found
+        return new
 
     def ids(self) -> list[str]:
         """Known model ids, sorted."""
@@ -53,6 +78,7 @@ class ModelRegistry:
         mid = model_id or p.stem
         with self._lock:
             self._paths[mid] = p
+            self._explicit[mid] = p
             self._loaded.pop(mid, None)
         return mid
 
@@ -61,6 +87,14 @@ class ModelRegistry:
         key = self.default_id if model_id_or_path is None else model_id_or_path
         if isinstance(key, Path) or key.endswith(".onnx"):
             key = self._id_for_path(Path(key))
+        with self._lock:
+            model = self._loaded.get(key)
+            if model is not None:
+                return model
+            unknown = key not in self._paths
+        if unknown:
+            # Perhaps trained since start-up (moodcast train --out models_dir): look once more.
+            self.refresh()
         with self._lock:
             model = self._loaded.get(key)
             if model is not None:
@@ -98,4 +132,5 @@ class ModelRegistry:
             # A path whose stem is taken by another file keeps its full path as its id.
             mid = p.stem if p.stem not in self._paths else str(p)
             self._paths[mid] = p
+            self._explicit[mid] = p
             return mid

@@ -19,6 +19,8 @@ DEFAULT_DATA_DIR = REPO_ROOT.parent / "shared" / "data"
 
 NAMED_SETS = {
     "danmu-heldout": "the stratified 20% of danmu/silver.tsv that training never sees",
+    "gold-heldout": "the stratified 20% of the gold pool labels (engine/training/labels/*.tsv)",
+    "danmu-heldout-all": "danmu-heldout plus gold-heldout",
     "danmu-train": "the 80% of danmu/silver.tsv that training uses",
     "smp-usual-test": "SMP2020 usual-test minus texts also in its train set (five classes)",
 }
@@ -46,10 +48,25 @@ def _train_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--seed", type=int, default=0, help="seed for the cross-validation folds (default: %(default)s)"
     )
-    p.add_argument("--out", type=Path, default=Path("models"), help="output folder (default: ./models)")
     p.add_argument(
-        "--id", dest="model_id", default=None, help="model id / file stem (default: the tier name)"
+        "--out",
+        type=Path,
+        default=Path("var/models"),
+        help="output folder; the registry scans [classifier] models_dir (default: %(default)s)",
     )
+    p.add_argument(
+        "--id",
+        dest="model_id",
+        default=None,
+        help="model id / file stem (default: the tier name, or TIER-custom when --data is given)",
+    )
+    p.add_argument(
+        "--labels-dir",
+        type=Path,
+        default=D.GOLD_DIR,
+        help="folder of adjudicated id<TAB>label files on danmu/pool.tsv, all read (default: %(default)s)",
+    )
+    p.add_argument("--no-gold", action="store_true", help="ignore the gold label files")
     return p
 
 
@@ -72,12 +89,19 @@ def train_main(argv: list[str] | None = None) -> int:
             tier=args.tier,
             seed=args.seed,
             out_dir=args.out,
-            model_id=args.model_id,
+            model_id=args.model_id or (f"{args.tier}-custom" if args.data else None),
+            labels_dir=None if args.no_gold else args.labels_dir,
         )
     except (D.DataError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     print(res.path)
+    print(
+        f"registered as {res.model_id!r}: moodcast classify --model {res.model_id} ..., "
+        f'POST /predict {{"model_id": "{res.model_id}"}} (with [classifier] models_dir = '
+        f"{str(args.out)!r}), or moodcast eval --model {res.path}",
+        file=sys.stderr,
+    )
     return 0
 
 
@@ -109,6 +133,14 @@ def _load_eval_set(spec: str, data_dir: Path) -> D.Labelled:
         return D.split_heldout(D.read_silver(data_dir))[1]
     if spec == "danmu-train":
         return D.split_heldout(D.read_silver(data_dir))[0]
+    if spec in {"gold-heldout", "danmu-heldout-all"}:
+        files = D.gold_files()
+        if not files:
+            raise D.DataError(f"no gold label files in {D.GOLD_DIR}")
+        gold = D.split_gold(*D.read_gold(data_dir, files))[1]
+        if spec == "gold-heldout":
+            return gold
+        return D.concat([D.split_heldout(D.read_silver(data_dir))[1], gold], "danmu held-out, silver + gold")
     if spec == "smp-usual-test":
         return D.read_smp_usual_test(data_dir)
     return D.read_any(Path(spec))

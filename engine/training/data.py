@@ -6,6 +6,7 @@ Every reader returns raw texts; normalisation happens once, in training, with th
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -16,6 +17,9 @@ import numpy as np
 from engine.emotions import EMOTIONS, INDEX
 
 SILVER = Path("danmu") / "silver.tsv"
+POOL = Path("danmu") / "pool.tsv"
+GOLD_DIR = Path(__file__).resolve().parent / "labels"
+"""Adjudicated ``id<TAB>label`` files keyed by pool ids (never texts); every ``*.tsv`` here is read."""
 SMP_TRAIN = (
     Path("smp2020-ewect") / "tomhg_model-0_data" / "train0.csv",
     Path("smp2020-ewect") / "tomhg_model-0_data" / "dev0.csv",
@@ -120,6 +124,74 @@ def split_heldout(data: Labelled) -> tuple[Labelled, Labelled]:
     )
     return data.subset(sorted(tr), data.source + " [train 80%]"), data.subset(
         sorted(te), data.source + " [held-out 20%]"
+    )
+
+
+def read_pool(data_dir: Path) -> dict[str, str]:
+    """danmu/pool.tsv as ``id -> raw text`` (columns ``id source text``; a header line is skipped)."""
+    path = data_dir / POOL
+    if not path.is_file():
+        raise DataError(f"{path} not found (pass --data-dir pointing at the shared data folder)")
+    out: dict[str, str] = {}
+    with path.open(encoding="utf-8", newline="") as f:
+        for line in f:
+            cols = line.rstrip("\n").split("\t", 2)
+            if len(cols) == 3 and cols[0] != "id":
+                out[cols[0]] = cols[2]
+    return out
+
+
+def gold_files(labels_dir: Path = GOLD_DIR) -> list[Path]:
+    """The gold label files, sorted by name (so the joined order, and with it the split, is stable)."""
+    return sorted(labels_dir.glob("*.tsv")) if labels_dir.is_dir() else []
+
+
+def read_gold(data_dir: Path, files: Sequence[Path]) -> tuple[Labelled, list[str]]:
+    """Join ``id<TAB>label`` files with pool texts (sorted by id; the ids come back alongside).
+
+    An id seen twice must carry the same label.
+    Lines starting with ``#`` and a header ``id<TAB>label`` are skipped. Unknown ids or labels are errors
+    naming the file and line, so a typo cannot silently shrink the training set.
+    """
+    pool = read_pool(data_dir)
+    labels: dict[str, int] = {}
+    for path in files:
+        with _need(path).open(encoding="utf-8", newline="") as f:
+            for n, line in enumerate(f, start=1):
+                cols = line.rstrip("\r\n").split("\t")
+                if not cols[0] or cols[0].startswith("#") or (cols[0] == "id" and n == 1):
+                    continue
+                if len(cols) < 2:
+                    raise DataError(f"{path}:{n}: expected id<TAB>label")
+                pid, lab = cols[0].strip(), cols[1].strip().lower()
+                if lab not in INDEX:
+                    raise DataError(f"{path}:{n}: label {lab!r} is not one of {', '.join(EMOTIONS)}")
+                if pid not in pool:
+                    raise DataError(f"{path}:{n}: id {pid!r} is not in {POOL.as_posix()}")
+                if labels.setdefault(pid, INDEX[lab]) != INDEX[lab]:
+                    raise DataError(f"{path}:{n}: id {pid} already labelled {EMOTIONS[labels[pid]]}")
+    ids = sorted(labels)
+    data = Labelled(
+        tuple(pool[i] for i in ids), tuple(labels[i] for i in ids), f"gold labels on {POOL.as_posix()}"
+    )
+    return data, ids
+
+
+def gold_is_heldout(pool_id: str) -> bool:
+    """Whether a gold line belongs to the held-out 20%: decided by its id alone (sha1), never by the data.
+
+    A split by id hash is stable as label files are added: a line held out once stays held out, so no
+    model is ever scored on a line an earlier model of the same recipe trained on.
+    """
+    h = int(hashlib.sha1(pool_id.encode("utf-8")).hexdigest()[:8], 16)
+    return h % 100 < round(HELDOUT_FRACTION * 100)
+
+
+def split_gold(data: Labelled, ids: Sequence[str]) -> tuple[Labelled, Labelled]:
+    """(train, held-out) of the gold lines by ``gold_is_heldout`` on their pool ids."""
+    held = [gold_is_heldout(i) for i in ids]
+    return data.subset([i for i, h in enumerate(held) if not h], data.source + " [train 80%]"), data.subset(
+        [i for i, h in enumerate(held) if h], data.source + " [held-out 20%]"
     )
 
 

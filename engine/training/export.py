@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -40,38 +40,57 @@ def build_model(
     tier: str,
     description: str,
     metrics: Mapping[str, float],
+    extra_blocks: Sequence[tuple[npt.NDArray[np.float32], npt.NDArray[np.float64]]] = (),
 ) -> bytes:
-    """Serialized ONNX model; ``coef`` is sklearn's ``[classes, features]`` with column 0 = padding."""
+    """Serialized ONNX model; ``coef`` is sklearn's ``[classes, features]`` with column 0 = padding.
+
+    ``extra_blocks`` are further ``(idf, coef)`` pairs over the same ids, each L2-normalised on its own
+    before its linear map; the accurate tier uses one for the Weibo model it stacks (see stack.py).
+    """
     import onnx
     from onnx import TensorProto, helper, numpy_helper
 
     k = len(EMOTIONS)
-    w = np.ascontiguousarray(np.asarray(coef, dtype=np.float32).T)
-    if w.shape != (feat.size, k) or idf.shape != (feat.size,):
-        raise ValueError(f"weights {w.shape} / idf {idf.shape} do not fit vocab size {feat.size} x {k}")
-    w[0] = 0.0
     inits = [
-        numpy_helper.from_array(np.asarray(idf, dtype=np.float32), "idf"),
-        numpy_helper.from_array(w, "weight"),
         numpy_helper.from_array(np.asarray(intercept, dtype=np.float32).reshape(k), "bias"),
         numpy_helper.from_array(np.array(1.0 / temperature, dtype=np.float32), "inv_temperature"),
         numpy_helper.from_array(np.array(NORM_EPS, dtype=np.float32), "eps"),
         numpy_helper.from_array(np.array([1], dtype=np.int64), "axis1"),
     ]
-    nodes = [
-        helper.make_node("Gather", ["idf", "ids"], ["tok_idf"]),
-        helper.make_node("Mul", ["tok_idf", "tf"], ["v"]),
-        helper.make_node("Mul", ["v", "v"], ["v_sq"]),
-        helper.make_node("ReduceSum", ["v_sq", "axis1"], ["sum_sq"], keepdims=1),
-        helper.make_node("Max", ["sum_sq", "eps"], ["sum_sq_floor"]),
-        helper.make_node("Sqrt", ["sum_sq_floor"], ["norm"]),
-        helper.make_node("Div", ["v", "norm"], ["x"]),
-        helper.make_node("Unsqueeze", ["x", "axis1"], ["x_row"]),
-        helper.make_node("Gather", ["weight", "ids"], ["tok_w"]),
-        # [B,1,L] @ [B,L,K]: the weighted sum over tokens as one batched matmul.
-        helper.make_node("MatMul", ["x_row", "tok_w"], ["lin3"]),
-        helper.make_node("Squeeze", ["lin3", "axis1"], ["lin"]),
-        helper.make_node("Add", ["lin", "bias"], ["logits"]),
+    nodes = []
+    for b, (b_idf, b_coef) in enumerate([(idf, coef), *extra_blocks]):
+        w = np.ascontiguousarray(np.asarray(b_coef, dtype=np.float32).T)
+        if w.shape != (feat.size, k) or b_idf.shape != (feat.size,):
+            raise ValueError(
+                f"block {b}: weights {w.shape} / idf {b_idf.shape} do not fit vocab size {feat.size} x {k}"
+            )
+        w[0] = 0.0
+        # Block 0 keeps the single-block names, so the fast tier's graph is unchanged.
+        sfx = "" if b == 0 else f"_{b}"
+        inits += [
+            numpy_helper.from_array(np.asarray(b_idf, dtype=np.float32), "idf" + sfx),
+            numpy_helper.from_array(w, "weight" + sfx),
+        ]
+        nodes += [
+            helper.make_node("Gather", ["idf" + sfx, "ids"], ["tok_idf" + sfx]),
+            helper.make_node("Mul", ["tok_idf" + sfx, "tf"], ["v" + sfx]),
+            helper.make_node("Mul", ["v" + sfx, "v" + sfx], ["v_sq" + sfx]),
+            helper.make_node("ReduceSum", ["v_sq" + sfx, "axis1"], ["sum_sq" + sfx], keepdims=1),
+            helper.make_node("Max", ["sum_sq" + sfx, "eps"], ["sum_sq_floor" + sfx]),
+            helper.make_node("Sqrt", ["sum_sq_floor" + sfx], ["norm" + sfx]),
+            helper.make_node("Div", ["v" + sfx, "norm" + sfx], ["x" + sfx]),
+            helper.make_node("Unsqueeze", ["x" + sfx, "axis1"], ["x_row" + sfx]),
+            helper.make_node("Gather", ["weight" + sfx, "ids"], ["tok_w" + sfx]),
+            # [B,1,L] @ [B,L,K]: the weighted sum over tokens as one batched matmul.
+            helper.make_node("MatMul", ["x_row" + sfx, "tok_w" + sfx], ["lin3" + sfx]),
+            helper.make_node("Squeeze", ["lin3" + sfx, "axis1"], ["lin" + sfx]),
+        ]
+        if b > 0:
+            prev = "lin" if b == 1 else f"lin_sum_{b - 1}"
+            nodes.append(helper.make_node("Add", [prev, "lin" + sfx], [f"lin_sum_{b}"]))
+    total = "lin" if not extra_blocks else f"lin_sum_{len(extra_blocks)}"
+    nodes += [
+        helper.make_node("Add", [total, "bias"], ["logits"]),
         helper.make_node("Mul", ["logits", "inv_temperature"], ["scaled"]),
         helper.make_node("Softmax", ["scaled"], ["probs"], axis=1),
     ]

@@ -26,6 +26,7 @@ from engine.training.linear import (
     softmax,
 )
 from engine.training.metrics import Report, evaluate
+from engine.training.stack import Stack, StackParams, fit_base, make_stack, merged_blocks
 
 ONNX_TOLERANCE = 1e-5
 
@@ -42,12 +43,17 @@ class TierConfig:
     smp_neutral: bool = False
     """SMP neutral is news and encyclopedia prose, not chat neutral; off by default."""
     cv_folds: int = 5
+    stack_smp: StackParams | None = None
+    """Stack a Weibo (SMP2020 train) model's scores as features (stack.py); None = plain n-grams."""
 
 
+_NGRAMS = FeaturiserConfig(min_n=1, max_n=3, boundary=True, tf="binary", max_chars=200)
 TIERS: dict[str, TierConfig] = {
-    "fast": TierConfig(
-        featuriser=FeaturiserConfig(min_n=1, max_n=3, boundary=True, tf="binary", max_chars=200),
+    "fast": TierConfig(featuriser=_NGRAMS, linear=LinearParams(c=8.0, class_weight="balanced")),
+    "accurate": TierConfig(
+        featuriser=_NGRAMS,
         linear=LinearParams(c=8.0, class_weight="balanced"),
+        stack_smp=StackParams(alpha=0.1, min_df=3, c=4.0),
     ),
 }
 
@@ -83,11 +89,25 @@ class Fitted:
     feat: Featuriser
     idf: npt.NDArray[np.float32]
     clf: Any
+    stack: Stack | None = None
+
+    def design(self, texts: Sequence[str]) -> Any:
+        """The classifier's input rows: tf-idf n-grams, then the stacked base scores if any."""
+        return _design(self.feat, self.idf, texts, self.stack)
 
     def logits(self, texts: Sequence[str]) -> npt.NDArray[np.float64]:
         """Uncalibrated decision values ``[n, 6]`` for normalised texts."""
-        out: npt.NDArray[np.float64] = self.clf.decision_function(design_matrix(self.feat, self.idf, texts))
+        out: npt.NDArray[np.float64] = self.clf.decision_function(self.design(texts))
         return out
+
+
+def _design(feat: Featuriser, idf: npt.NDArray[np.float32], texts: Sequence[str], stack: Stack | None) -> Any:
+    x = design_matrix(feat, idf, texts)
+    if stack is None:
+        return x
+    from scipy import sparse  # type: ignore[import-untyped]
+
+    return sparse.hstack([x, sparse.csr_matrix(stack.features(texts))]).tocsr()
 
 
 def fit(
@@ -95,12 +115,13 @@ def fit(
     y: npt.NDArray[np.int64],
     weights: npt.NDArray[np.float64],
     cfg: TierConfig,
+    stack: Stack | None = None,
 ) -> Fitted:
-    """Vocab, idf and logistic regression on normalised texts."""
+    """Vocab, idf and logistic regression on normalised texts (on top of ``stack``'s scores if given)."""
     feat = Featuriser(cfg.featuriser, build_vocab(texts, cfg.featuriser, cfg.min_df))
     idf = fit_idf(feat, texts)
-    clf = fit_logreg(design_matrix(feat, idf, texts), y, cfg.linear, weights)
-    return Fitted(feat, idf, clf)
+    clf = fit_logreg(_design(feat, idf, texts, stack), y, cfg.linear, weights)
+    return Fitted(feat, idf, clf, stack)
 
 
 def out_of_fold_logits(
@@ -110,6 +131,7 @@ def out_of_fold_logits(
     core: npt.NDArray[np.bool_],
     cfg: TierConfig,
     seed: int,
+    stack: Stack | None = None,
 ) -> npt.NDArray[np.float64]:
     """Cross-validated logits for the ``core`` rows (the in-domain ones); extra rows train every fold."""
     from sklearn.model_selection import StratifiedKFold
@@ -125,7 +147,7 @@ def out_of_fold_logits(
     oof = np.zeros((len(core_idx), len(EMOTIONS)))
     for a, b in tqdm(list(skf.split(core_idx, yc)), desc="cross-validation", unit="fold", leave=False):
         tr = np.concatenate([core_idx[a], extra_idx])
-        m = fit([texts[i] for i in tr], y[tr], weights[tr], cfg)
+        m = fit([texts[i] for i in tr], y[tr], weights[tr], cfg, stack)
         oof[b] = m.logits([texts[i] for i in core_idx[b]])
     return oof
 
@@ -146,6 +168,7 @@ def train(
     seed: int = 0,
     out_dir: Path,
     model_id: str | None = None,
+    labels_dir: Path | None = D.GOLD_DIR,
     progress: Progress = _stderr,
 ) -> TrainResult:
     """Train ``tier`` on silver (80%) [+ SMP per the tier] + user files; evaluate, calibrate, export."""
@@ -166,6 +189,20 @@ def train(
         core += [True] * len(silver_tr)
         evalsets["danmu_heldout"] = silver_te
         sources.append(f"{silver_tr.source}: {len(silver_tr)}")
+        files = D.gold_files(labels_dir) if labels_dir is not None else []
+        if files:
+            # Adjudicated pool labels: their own 80/20 by id hash, so the held-out grows with them while
+            # the silver held-out stays exactly the lines every earlier model was scored on.
+            gold_tr, gold_te = D.split_gold(*D.read_gold(data_dir, files))
+            parts.append(gold_tr)
+            weights += [1.0] * len(gold_tr)
+            core += [True] * len(gold_tr)
+            sources.append(f"{gold_tr.source} ({', '.join(p.name for p in files)}): {len(gold_tr)}")
+            if len(gold_te):
+                evalsets["gold_heldout"] = gold_te
+                evalsets["danmu_heldout_all"] = D.concat(
+                    [silver_te, gold_te], "danmu held-out: silver 20% + gold 20%"
+                )
         if cfg.smp_weight > 0:
             smp = D.read_smp_train(data_dir)
             if not cfg.smp_neutral:
@@ -198,14 +235,29 @@ def train(
     w = np.asarray(weights, dtype=np.float64)
     is_core = np.asarray(core, dtype=np.bool_)
 
+    stack: Stack | None = None
+    if cfg.stack_smp is not None:
+        if data_dir is None:
+            raise ValueError(f"tier {tier!r} stacks a model trained on SMP2020: it needs --data-dir")
+        smp = D.read_smp_train(data_dir)
+        sources.append(f"{smp.source} (base model whose scores are stacked, never mixed in): {len(smp)}")
+        progress(f"fitting the base model on {len(smp)} SMP2020 posts (about a minute)")
+        base = fit_base(
+            _norm_all(smp.texts, "normalise smp"),
+            np.asarray(smp.labels, dtype=np.int64),
+            cfg.featuriser,
+            cfg.stack_smp,
+        )
+        stack = make_stack(base, texts, cfg.stack_smp.alpha)
+
     progress(f"{cfg.cv_folds}-fold cross-validation on the training part for the temperature")
-    oof = out_of_fold_logits(texts, y, w, is_core, cfg, seed)
+    oof = out_of_fold_logits(texts, y, w, is_core, cfg, seed, stack)
     temperature = fit_temperature(oof, y[is_core])
     cv_rep = evaluate(softmax(oof), y[is_core])
     progress(f"cv macro-F1 {cv_rep.macro_f1:.4f}; temperature {temperature:.3f}")
 
     progress("fitting the final model")
-    model = fit(texts, y, w, cfg)
+    model = fit(texts, y, w, cfg, stack)
 
     metrics: dict[str, float] = {"train_cv_macro_f1": cv_rep.macro_f1, "temperature": temperature}
     reports: dict[str, dict[str, Any]] = {"train_cv": cv_rep.as_dict()}
@@ -220,18 +272,30 @@ def train(
         progress(f"{name}: macro-F1 {rep.macro_f1:.4f}, ECE {raw.ece:.4f} -> {rep.ece:.4f} ({len(ds)} rows)")
 
     desc = f"{tier} tier: char {cfg.featuriser.min_n}-{cfg.featuriser.max_n}-gram tf-idf logistic regression"
+    coef = np.asarray(model.clf.coef_, dtype=np.float64)
+    intercept = np.asarray(model.clf.intercept_, dtype=np.float64)
+    export_feat = model.feat
+    extra_blocks: list[tuple[npt.NDArray[np.float32], npt.NDArray[np.float64]]] = []
+    idf = model.idf
+    if stack is not None:
+        desc += " with a stacked SMP2020 Weibo model's scores"
+        export_feat, idf, coef, idf1, coef1, intercept = merged_blocks(
+            model.feat, model.idf, coef, intercept, stack
+        )
+        extra_blocks.append((idf1, coef1))
     blob = build_model(
-        model.feat,
-        model.idf,
-        np.asarray(model.clf.coef_, dtype=np.float64),
-        np.asarray(model.clf.intercept_, dtype=np.float64),
+        export_feat,
+        idf,
+        coef,
+        intercept,
         temperature,
         model_id=mid,
         tier=tier,
         description=desc,
         metrics=metrics,
+        extra_blocks=extra_blocks,
     )
-    check = verify_onnx(blob, model, texts[:512], temperature)
+    check = verify_onnx(blob, model, texts[:512], temperature, export_feat)
     progress(f"onnx matches sklearn: max |diff| {check:.2e}")
     path = write_model(blob, out_dir / f"{mid}.onnx")
     summary = {
@@ -240,7 +304,7 @@ def train(
         "seed": seed,
         "config": asdict(cfg),
         "sources": sources,
-        "vocab_size": len(model.feat.vocab),
+        "vocab_size": len(export_feat.vocab),
         "size_bytes": len(blob),
         "metrics": metrics,
         "reports": reports,
@@ -250,12 +314,18 @@ def train(
     return TrainResult(path, mid, temperature, metrics, reports)
 
 
-def verify_onnx(blob: bytes, model: Fitted, texts: Sequence[str], temperature: float) -> float:
-    """Max abs difference between onnxruntime's probabilities and sklearn's; raises above tolerance."""
+def verify_onnx(
+    blob: bytes, model: Fitted, texts: Sequence[str], temperature: float, feat: Featuriser | None = None
+) -> float:
+    """Max abs difference between onnxruntime's probabilities and sklearn's; raises above tolerance.
+
+    ``feat`` is the exported featuriser (the merged vocabulary of a stacked model); the reference side
+    runs sklearn on the separate featurisers, so the check covers the merge too.
+    """
     import onnxruntime as ort
 
     sess = ort.InferenceSession(blob, providers=["CPUExecutionProvider"])
-    ids, tf = model.feat.transform(texts)
+    ids, tf = (feat or model.feat).transform(texts)
     (probs,) = sess.run(["probs"], {"ids": ids, "tf": tf})
     ref = softmax(model.logits(texts) / temperature)
     diff = float(np.abs(probs - ref).max()) if len(texts) else 0.0
