@@ -13,7 +13,7 @@ from bot.keywords import KeywordExtractor
 from bot.senders import BilibiliSender, ConsoleSender, IrcSender, Sender, WebhookSender, env_secret
 from engine.config import Config
 from engine.feed import MoodFeed
-from engine.types import ChatMessage
+from engine.types import ChatMessage, TriggerEvent
 
 
 def _content_path(config: Config, value: str, default: str) -> Path:
@@ -55,6 +55,7 @@ def build_bot(
     feed: MoodFeed,
     *,
     submit: Callable[[ChatMessage], None] | None = None,
+    record: Callable[[TriggerEvent], None] | None = None,
     sender: Sender | None = None,
     extractor: KeywordExtractor | None = None,
 ) -> Bot:
@@ -64,7 +65,7 @@ def build_bot(
     catalogue = load_catalogue(_content_path(config, b.products, "products.toml"))
     faq = load_faq(_content_path(config, b.faq, "faq.toml"))
     snd = sender or build_sender(config)
-    bot = Bot(b, feed, snd, book=book, catalogue=catalogue, faq=faq, submit=submit)
+    bot = Bot(b, feed, snd, book=book, catalogue=catalogue, faq=faq, submit=submit, record=record)
     if isinstance(snd, IrcSender):
         snd.listener = bot.chat_listener
     trending = Trending()

@@ -134,6 +134,7 @@ class Bot:
         catalogue: Catalogue,
         faq: FaqBook,
         submit: Callable[[ChatMessage], None] | None = None,
+        record: Callable[[TriggerEvent], None] | None = None,
         clock: Clock = time.time,
         rng: random.Random | None = None,
         error_hook: ErrorHook | None = None,
@@ -145,6 +146,8 @@ class Bot:
         self.catalogue = catalogue
         self.faq = faq
         self.submit = submit
+        # Posts and failed sends become events (SQLite, dashboard, post-stream report timeline).
+        self.record = record
         self.clock = clock
         self.rng = rng or random.Random()
         self.moderation = Moderation.from_config(config)
@@ -374,6 +377,7 @@ class Bot:
                 d.reason = str(e)
                 if not e.retry or attempt == retries:
                     self._finish(d, "failed", str(e))
+                    self._record(d, "bot_failed", f"bot line could not be sent: {e}")
                     log.warning(
                         "bot: line %d to %s failed after %d attempt(s): %s", d.id, d.room, d.attempts, e
                     )
@@ -384,7 +388,16 @@ class Bot:
                 await asyncio.sleep(delay * (0.5 + self.rng.random()))
                 continue
             self._finish(d, "sent")
+            self._record(d, "bot_post", d.text)
             return
+
+    def _record(self, d: Draft, kind: str, message: str) -> None:
+        if self.record is None:
+            return
+        try:
+            self.record(TriggerEvent(d.room, self.clock(), kind, message, {"draft": float(d.id)}))
+        except Exception as e:  # recording must never stop a post from counting as sent
+            self.on_error("record", e)
 
     # -- lifecycle ----------------------------------------------------------------------------------
     def chat_listener(self, chat: IncomingChat) -> None:

@@ -25,7 +25,7 @@ from bot.core import MODES, Bot, Draft, Mode, Prompt
 from bot.products import TrendItem
 from engine.config import Config
 from engine.feed import MoodFeed
-from engine.types import ChatMessage
+from engine.types import ChatMessage, TriggerEvent
 from overlay import auth, keys
 from overlay.panels import DashboardPanel, add_panel
 from overlay.wire import room_name, ticker_payload
@@ -301,13 +301,14 @@ def setup_bot(
     feed: MoodFeed,
     *,
     submit: Callable[[ChatMessage], None] | None = None,
+    record: Callable[[TriggerEvent], None] | None = None,
     bot: Bot | None = None,
 ) -> Bot | None:
     """Build the bot from ``[bot]`` and add its routes, panel and lifecycle; None when disabled."""
     if not config.bot.enabled and bot is None:
         return None
     if bot is None:
-        bot = build_bot(config, feed, submit=submit)
+        bot = build_bot(config, feed, submit=submit, record=record)
     app[BOT] = bot
     app[STREAMER_TOKEN] = load_streamer_token(
         config.bot.streamer_token_env, config.resolve(config.bot.streamer_token_file)

@@ -22,9 +22,13 @@ from aiohttp import web
 from engine.classify.registry import ModelRegistry
 from engine.config import Config, SourceConfig
 from engine.pipeline import Pipeline
+from engine.queues import DropOldestQueue
+from engine.ratelimit import RateLimiter
 from engine.sources.base import Source, build_source
-from engine.sources.ingest import add_ingest_routes
+from engine.sources.ingest import INGEST_KEY, add_ingest_routes
 from engine.store import StoreWriter
+from engine.store.journal import AsyncJournal
+from engine.types import ClassifiedMessage
 from moodcast.overlay_cli import AdminToken, dashboard_setup, load_admin, overlay_tokens
 from moodcast.resources import DEMO_REPLAY, DEMO_ROOM
 from overlay.app import create_app
@@ -67,6 +71,22 @@ class Service:
     sources_done: asyncio.Event = field(default_factory=asyncio.Event)
     admin: AdminToken | None = None
     """The dashboard/CLI admin token; loaded (or generated, then printed once) by build_app."""
+    journal: AsyncJournal | None = None
+    """The ingest journal (acknowledged = committed); opened and replayed by the engine context."""
+    store_queue: DropOldestQueue[ClassifiedMessage] | None = None
+
+    def overloaded(self) -> float:
+        """Seconds an ingest client should wait while the inbox or the store backlog is too full, else 0."""
+        cfg = self.config
+        frac = cfg.ingest.overload_fraction
+        if frac <= 0:
+            return 0.0
+        if self.pipeline.backlog() >= frac * cfg.pipeline.ingest_queue:
+            return cfg.ingest.overload_retry_seconds
+        q = self.store_queue
+        if q is not None and q.maxsize > 0 and q.qsize() >= frac * q.maxsize:
+            return cfg.ingest.overload_retry_seconds
+        return 0.0
 
     def health(self) -> dict[str, dict[str, object]]:
         """Each source's health by name (status, detail, counters); the feed's stats carry it too."""
@@ -91,14 +111,26 @@ def build_app(service: Service) -> web.Application:
 
     def add_ingest(app: web.Application) -> None:
         if config.ingest.enabled:
+            ic = config.ingest
+            if ic.journal:
+                service.journal = AsyncJournal(config.resolve(config.store.path), fsync=ic.journal_fsync)
             add_ingest_routes(
                 app,
                 token=token,
                 emit=service.pipeline.submit,
-                max_body_bytes=config.ingest.max_body_bytes,
-                max_batch=config.ingest.max_batch,
+                max_body_bytes=ic.max_body_bytes,
+                max_batch=ic.max_batch,
                 default_room=DEMO_ROOM if not config.sources else config.sources[0].room,
+                journal=service.journal,
+                limiter=RateLimiter(ic.rate_limit_per_second, max(ic.rate_limit_burst, ic.max_batch)),
+                overloaded=service.overloaded,
             )
+            state = app[INGEST_KEY]
+            journal = service.journal
+            service.pipeline.stats_hooks["ingest"] = lambda: {
+                **state.stats(),
+                "journal": journal.stats() if journal is not None else None,
+            }
 
     def add_engine(app: web.Application) -> None:
         app.cleanup_ctx.append(lambda _app: _engine_ctx(service))
@@ -110,7 +142,13 @@ def build_app(service: Service) -> web.Application:
         # After add_engine: the bot starts once the pipeline runs and stops (reporting unsent lines) first.
         from bot.web import setup_bot
 
-        setup_bot(app, config, service.pipeline, submit=service.pipeline.submit)
+        setup_bot(
+            app,
+            config,
+            service.pipeline,
+            submit=service.pipeline.submit,
+            record=service.pipeline.publish_event,
+        )
 
     def add_predict(app: web.Application) -> None:
         from overlay.predict_api import PredictLimits
@@ -127,6 +165,12 @@ def build_app(service: Service) -> web.Application:
         )
         predict_setup(app, service.registry, limits)
 
+    def add_model_select(app: web.Application) -> None:
+        # POST /api/rooms/{room}/model and the dashboard's model panel (overlay/model_select.py).
+        from overlay.model_select import model_select_setup
+
+        model_select_setup(service.pipeline, service.registry.ids, service.registry.get)(app)
+
     def add_reports(app: web.Application) -> None:
         # The dashboard's "Reports" panel: each finished session's review (report/web.py).
         from report.web import reports_setup
@@ -138,7 +182,16 @@ def build_app(service: Service) -> web.Application:
     return create_app(
         service.pipeline,
         config,
-        extra_setup=[dashboard_setup(service), add_ingest, add_engine, add_obs, add_bot, add_predict, add_reports],
+        extra_setup=[
+            dashboard_setup(service),
+            add_ingest,
+            add_engine,
+            add_obs,
+            add_bot,
+            add_predict,
+            add_model_select,
+            add_reports,
+        ],
         tokens=overlay_tokens(config),
         admin_token=service.admin.token,
     )
@@ -148,16 +201,26 @@ async def _engine_ctx(service: Service) -> AsyncIterator[None]:
     """Start store writer, pipeline and sources; on exit stop sources, drain, flush."""
     config = service.config
     pipe = service.pipeline
+    service.store_queue = pipe.classified.subscribe("store")
     writer = StoreWriter(
         config.resolve(config.store.path),
         config.store,
-        pipe.classified.subscribe("store"),
+        service.store_queue,
         pipe.events.subscribe("store"),
     )
     service.writer = writer
+    pipe.stats_hooks["store"] = writer.stats
     await writer.open()  # a bad path or read-only disk stops start-up with a clear StoreError
+    journal = service.journal
+    if journal is not None:
+        try:
+            await journal.open()
+        except BaseException:
+            await writer.close()
+            raise
     writer_task = asyncio.create_task(writer.run(), name="store-writer")
     pipe_task = asyncio.create_task(pipe.run(), name="pipeline")
+    replay_task = asyncio.create_task(_replay_journal(service), name="journal-replay") if journal else None
     source_tasks = [
         asyncio.create_task(_run_source(s, pipe), name=f"source:{s.name}") for s in service.sources
     ]
@@ -170,9 +233,11 @@ async def _engine_ctx(service: Service) -> AsyncIterator[None]:
     try:
         yield
     finally:
-        for t in [*source_tasks, watcher]:
+        for t in [*source_tasks, watcher, *([replay_task] if replay_task else [])]:
             t.cancel()
         await asyncio.gather(*source_tasks, watcher, return_exceptions=True)
+        if replay_task is not None:
+            await asyncio.gather(replay_task, return_exceptions=True)
         if not await pipe.drain(timeout=15.0):
             log.warning("pipeline did not drain in time; %d messages still queued", pipe.stats()["queued"])
         pipe_task.cancel()
@@ -182,6 +247,22 @@ async def _engine_ctx(service: Service) -> AsyncIterator[None]:
         writer_task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await writer_task
+        if journal is not None:
+            await journal.close()
+
+
+async def _replay_journal(service: Service) -> None:
+    """Put what ingest acknowledged before a crash back through the pipeline (each stored exactly once)."""
+    journal = service.journal
+    assert journal is not None
+    limit = service.config.pipeline.ingest_queue // 2
+    try:
+        n = await journal.replay(service.pipeline.submit, lambda: service.pipeline.backlog() < limit)
+    except Exception:
+        log.exception("ingest journal: replay failed; the rows stay journaled for the next start")
+        return
+    if n:
+        log.warning("ingest journal: replayed %d acknowledged messages that were not stored before", n)
 
 
 async def _run_source(source: Source, pipe: Pipeline) -> None:

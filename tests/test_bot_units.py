@@ -206,6 +206,22 @@ async def test_failed_sends_are_retried_then_reported_never_lost() -> None:
         await bot.stop()
 
 
+async def test_sent_and_failed_lines_are_recorded_as_events() -> None:
+    feed = FakeFeed()
+    events: list[TriggerEvent] = []
+    sender = RecordingSender()
+    config = replace(Config(), bot=replace(BotConfig(retry_base_seconds=0.01, auto_send=("faq",))))
+    bot = build_bot(config, feed, sender=sender, record=events.append)  # type: ignore[arg-type]
+    await bot.start()
+    try:
+        feed.classified.publish(classified("r", "u1", "包邮吗"))
+        await _until(lambda: events)
+    finally:
+        await bot.stop()
+    assert [(e.room, e.kind) for e in events] == [("r", "bot_post")]
+    assert events[0].message == sender.sent[0][1]
+
+
 async def test_global_rate_limit_holds_lines_back() -> None:
     feed = FakeFeed()
     sender = RecordingSender()
