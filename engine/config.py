@@ -98,6 +98,12 @@ class IngestConfig:
     token_file: str = "var/ingest-token"
     max_body_bytes: int = 1_048_576
     max_batch: int = 1000
+    journal: bool = True
+    journal_fsync: bool = False
+    rate_limit_per_second: float = 5000.0
+    rate_limit_burst: int = 10000
+    overload_fraction: float = 0.5
+    overload_retry_seconds: float = 1.0
 
 
 @dataclass(frozen=True, slots=True)

@@ -72,6 +72,8 @@ class Pipeline:
         self.latency_hook: Callable[[Sequence[ClassifiedMessage], Sequence[float]], None] | None = None
         self.source_health: Callable[[], dict[str, dict[str, object]]] | None = None
         """Set by the service: each source's health (SourceState.as_dict) under ``stats()["sources"]``."""
+        self.stats_hooks: dict[str, Callable[[], object]] = {}
+        """Extra sections of ``stats()`` (the service adds "store", "ingest"); name -> counters."""
         # Load the default model now: a broken model must stop start-up, not the first message.
         self._load_model(self._default_model)
 
@@ -113,7 +115,12 @@ class Pipeline:
             "room_models": dict(self._room_models),
             "model_errors": c.model_errors,
             "sources": self.source_health() if self.source_health is not None else {},
+            **{name: hook() for name, hook in self.stats_hooks.items()},
         }
+
+    def backlog(self) -> int:
+        """Messages waiting in the inbox (cheap: ingest admission asks on every batch)."""
+        return self._inbox.qsize()
 
     def _hubs(self) -> tuple[Hub[ClassifiedMessage], Hub[MoodSnapshot], Hub[TriggerEvent]]:
         return (self._classified, self._snapshots, self._events)

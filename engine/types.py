@@ -37,6 +37,8 @@ class ChatMessage:
     is_moderator: bool = False
     gift_value: float = 0.0
     msg_id: str = ""
+    seq: int = 0
+    """Row id in the ingest journal (engine/store/journal.py) once acknowledged; 0 = not journaled."""
 
     @classmethod
     def create(

@@ -8,7 +8,7 @@ import json
 
 from aiohttp import web
 
-from overlay import keys
+from overlay import auth, keys
 from overlay.wire import room_name, snapshot_payload
 
 
@@ -21,11 +21,27 @@ async def list_rooms(request: web.Request) -> web.Response:
     return web.json_response({"rooms": request.app[keys.FEED].rooms()})
 
 
+def _may_read_room(request: web.Request, room: str) -> bool:
+    """The room's overlay token (``?token=`` or ``Authorization: Bearer``) or the admin's credentials."""
+    tokens = request.app[keys.OVERLAY_TOKENS]
+    given = request.query.get("token") or auth.bearer_token(request)
+    return tokens.check(room, given) or auth.is_admin(request)
+
+
 async def room_snapshot(request: web.Request) -> web.Response:
-    """``GET /api/rooms/{room}/snapshot``: the room's latest snapshot, or 404 if it has none."""
+    """``GET /api/rooms/{room}/snapshot``: the room's latest snapshot, or 404 if it has none.
+
+    The snapshot carries recent chat text, so it needs what the room's overlay needs: its token (or admin).
+    """
     room = room_name(request.match_info["room"])
     if room is None:
         return _error(404, "not a valid room name")
+    if not _may_read_room(request, room):
+        return web.json_response(
+            {"error": "this room's overlay token (?token=) or admin credentials required"},
+            status=401,
+            headers={"WWW-Authenticate": 'Bearer realm="moodcast"'},
+        )
     latest = request.app[keys.FEED].latest(room)
     if latest is None:
         return _error(404, f"no data for room {room!r}")

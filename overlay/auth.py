@@ -96,6 +96,11 @@ def _bearer(request: web.Request) -> str:
     return header[7:].strip() if header.lower().startswith("bearer ") else ""
 
 
+def bearer_token(request: web.Request) -> str:
+    """The request's ``Authorization: Bearer`` value ("" without one)."""
+    return _bearer(request)
+
+
 # -- sessions ---------------------------------------------------------------------------------------
 def new_session(app: web.Application, now: float | None = None) -> str:
     """A signed session cookie value: ``expires.nonce.signature``."""

@@ -250,6 +250,8 @@ def setup(app: web.Application) -> None:
         # A stream PC that vanishes without closing is noticed within ~20 s, so the chip shows.
         ping_interval=10,
         ping_timeout=10,
+        # Only /mood (which checks credentials on connect); the default "/" would accept anyone.
+        namespaces=[NAMESPACE],
     )
     namespace = MoodNamespace(app)
     sio.register_namespace(namespace)

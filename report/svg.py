@@ -216,10 +216,11 @@ def heatmap(report: Mapping[str, Any], colors: Mapping[str, str]) -> Markup:
     for r, e in enumerate(emotions):
         col = [row[r] for row in mins["shares"]]
         finite = [v for v in col if v is not None]
-        # Darker = more of this emotion than the row's own quietest minute: a flat row stays pale, so
-        # the eye goes to the minutes that changed, not to the emotions that are always there.
-        lo, hi = min(finite, default=0.0), max(finite, default=0.0)
-        span = hi - lo if hi - lo >= 0.02 else 0.0
+        # Darker = more of this emotion than in the row's typical (median) minute: a flat row stays pale,
+        # so the eye goes to the minutes that moved, not to the emotions that are always there.
+        typical = sorted(finite)[len(finite) // 2] if finite else 0.0
+        hi = max(finite, default=0.0)
+        span = hi - typical if hi - typical >= 0.02 else 0.0
         y = r * row_h
         parts.append(
             f'<text class="lane-label" x="{LEFT - 6}" y="{y + row_h / 2 + 4}" text-anchor="end">{e}</text>'
@@ -228,7 +229,7 @@ def heatmap(report: Mapping[str, Any], colors: Mapping[str, str]) -> Markup:
         for i, v in enumerate(col):
             if v is None:
                 continue
-            op = 0.08 + 0.92 * ((v - lo) / span) if span else 0.2
+            op = 0.12 + 0.88 * max(0.0, (v - typical) / span) if span else 0.12
             parts.append(
                 f'<rect x="{_f(_x(i, T))}" y="{y + 1}" width="{_f(cw + 0.3)}" height="{row_h - 2}" '
                 f'fill="{colors[e]}" '
@@ -246,7 +247,9 @@ def lag_chart(lag: Mapping[str, Any]) -> Markup:
     rs: list[float | None] = lag["r"]
     ns: list[int] = lag["n"]
     w, h, left, pad = 520, 200, 40, 20
-    mid = h / 2
+    amp = h / 2  # r = 1 reaches this far from the zero line
+    mid = amp + 8
+    h += 16
     bw = (w - left - pad) / max(len(lags), 1)
     parts = [
         f'<svg id="lag-chart" class="chart small" viewBox="0 0 {w} {h + 30}" width="100%" role="img" '
@@ -255,7 +258,7 @@ def lag_chart(lag: Mapping[str, Any]) -> Markup:
     n = max(ns) if ns else 0
     if n > 3:
         band = 1.959963984540054 / math.sqrt(n)
-        yb = mid * band
+        yb = amp * band
         parts.append(
             f'<rect class="band" x="{left}" y="{_f(mid - yb)}" width="{w - left - pad}" '
             f'height="{_f(2 * yb)}"><title>chance band ±{band:.2f}</title></rect>'
@@ -263,13 +266,13 @@ def lag_chart(lag: Mapping[str, Any]) -> Markup:
     parts.append(f'<line class="axis" x1="{left}" x2="{w - pad}" y1="{mid}" y2="{mid}"/>')
     for v, lbl in ((1.0, "+1"), (-1.0, "−1")):
         parts.append(
-            f'<text class="y-label" x="{left - 6}" y="{_f(mid - mid * v + 4)}" text-anchor="end">{lbl}</text>'
+            f'<text class="y-label" x="{left - 6}" y="{_f(mid - amp * v + 4)}" text-anchor="end">{lbl}</text>'
         )
     for k, r in zip(lags, rs, strict=True):
         if r is None:
             continue
         x = left + k * bw + 2
-        y0, y1 = (mid - mid * r, mid) if r >= 0 else (mid, mid - mid * r)
+        y0, y1 = (mid - amp * r, mid) if r >= 0 else (mid, mid - amp * r)
         cls = "lag-bar best" if k == lag["best_lag"] else "lag-bar"
         parts.append(
             f'<rect class="{cls}" x="{_f(x)}" y="{_f(y0)}" width="{_f(bw - 4)}" '

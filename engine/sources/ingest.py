@@ -12,13 +12,19 @@ import json
 import logging
 import re
 import weakref
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import WSMsgType, web
 
+from engine.ratelimit import RateLimiter, retry_after_header
 from engine.sources.base import Emit
+from engine.store.errors import StoreError
 from engine.types import ChatMessage, MessageError
+
+if TYPE_CHECKING:
+    from engine.store.journal import AsyncJournal
 
 log = logging.getLogger(__name__)
 
@@ -30,10 +36,11 @@ WS_HARD_LIMIT_FACTOR = 4
 class IngestError(ValueError):
     """A rejected request or frame; ``status`` is the HTTP status to answer with."""
 
-    def __init__(self, status: int, message: str) -> None:
+    def __init__(self, status: int, message: str, retry_after: float = 0.0) -> None:
         super().__init__(message)
         self.status = status
         self.message = message
+        self.retry_after = retry_after
 
 
 @dataclass
@@ -45,13 +52,29 @@ class IngestState:
     max_body_bytes: int
     max_batch: int
     default_room: str
+    journal: AsyncJournal | None = None
+    """When set, a batch is acknowledged only after it is committed here (the durability guarantee)."""
+    limiter: RateLimiter | None = None
+    """Messages per second per client address; over it: 429 with Retry-After."""
+    overloaded: Callable[[], float] | None = None
+    """Seconds to wait when the pipeline is over capacity (503 + Retry-After), else 0."""
     accepted: int = 0
     rejected: int = 0
+    rate_limited: int = 0
+    overload_refused: int = 0
+    journal_errors: int = 0
     sockets: weakref.WeakSet[web.WebSocketResponse] = field(default_factory=weakref.WeakSet)
 
     def stats(self) -> dict[str, int]:
         """Counters for the dashboard."""
-        return {"accepted": self.accepted, "rejected": self.rejected, "sockets": len(self.sockets)}
+        return {
+            "accepted": self.accepted,
+            "rejected": self.rejected,
+            "rate_limited": self.rate_limited,
+            "overload_refused": self.overload_refused,
+            "journal_errors": self.journal_errors,
+            "sockets": len(self.sockets),
+        }
 
 
 INGEST_KEY = web.AppKey("moodcast_ingest", IngestState)
@@ -65,12 +88,24 @@ def add_ingest_routes(
     max_body_bytes: int,
     max_batch: int,
     default_room: str = "default",
+    journal: AsyncJournal | None = None,
+    limiter: RateLimiter | None = None,
+    overloaded: Callable[[], float] | None = None,
 ) -> None:
     """Add the ingest endpoints to ``app``; ``emit`` receives every accepted message."""
     if not token:
         # Refuse everything rather than accept everything: an empty token must never authenticate.
         log.warning("ingest has no token configured; every ingest request will be refused")
-    app[INGEST_KEY] = IngestState(token.encode("utf-8"), emit, max_body_bytes, max_batch, default_room)
+    app[INGEST_KEY] = IngestState(
+        token.encode("utf-8"),
+        emit,
+        max_body_bytes,
+        max_batch,
+        default_room,
+        journal=journal,
+        limiter=limiter,
+        overloaded=overloaded,
+    )
     app.router.add_post("/api/ingest", _post)
     app.router.add_get("/api/ingest/ws", _websocket)
     app.on_shutdown.append(_close_sockets)
@@ -161,9 +196,40 @@ def _check_token(state: IngestState, request: web.Request, *, allow_query: bool)
         raise IngestError(401, "invalid token")
 
 
-def _error(status: int, message: str) -> web.Response:
-    headers = {"WWW-Authenticate": 'Bearer realm="moodcast-ingest"'} if status == 401 else None
-    return web.json_response({"error": message}, status=status, headers=headers)
+def _error(status: int, message: str, retry_after: float = 0.0) -> web.Response:
+    headers = {"WWW-Authenticate": 'Bearer realm="moodcast-ingest"'} if status == 401 else {}
+    if status in (429, 503):
+        headers["Retry-After"] = retry_after_header(retry_after)
+    return web.json_response({"error": message}, status=status, headers=headers or None)
+
+
+async def _admit(state: IngestState, client: str, batch: Sequence[ChatMessage]) -> list[ChatMessage]:
+    """Rate limit, capacity and journal: the batch as it must be emitted, or IngestError (nothing kept)."""
+    if state.limiter is not None:
+        wait = state.limiter.take(client, len(batch))
+        if wait > 0:
+            state.rate_limited += 1
+            raise IngestError(429, f"rate limit: retry in {wait:.1f} s", wait)
+    if state.overloaded is not None:
+        wait = state.overloaded()
+        if wait > 0:
+            # Refusing is the honest answer: an acknowledged message must not be dropped by a full queue.
+            state.overload_refused += 1
+            raise IngestError(503, "over capacity: the pipeline is full, retry later", wait)
+    if state.journal is None:
+        return list(batch)
+    try:
+        return await state.journal.append(batch)
+    except StoreError as e:
+        state.journal_errors += 1
+        log.error("ingest: %s", e)
+        raise IngestError(503, f"cannot journal the batch, nothing was accepted: {e.reason}", 5.0) from None
+
+
+def _emit(state: IngestState, batch: Sequence[ChatMessage]) -> None:
+    for msg in batch:
+        state.emit(msg)
+    state.accepted += len(batch)
 
 
 # --------------------------------------------------------------------------------------------- handlers
@@ -190,13 +256,12 @@ async def _post(request: web.Request) -> web.Response:
         _check_token(state, request, allow_query=False)
         body = await _read_limited(request, state.max_body_bytes)
         batch = parse_batch(_decode(body), default_room=state.default_room, max_batch=state.max_batch)
+        batch = await _admit(state, request.remote or "", batch)
     except IngestError as e:
         state.rejected += 1
         # An unread body is drained by aiohttp's lingering close, so the client still reads this reply.
-        return _error(e.status, e.message)
-    for msg in batch:
-        state.emit(msg)
-    state.accepted += len(batch)
+        return _error(e.status, e.message, e.retry_after)
+    _emit(state, batch)
     return web.json_response({"accepted": len(batch)}, status=202)
 
 
@@ -213,7 +278,7 @@ async def _websocket(request: web.Request) -> web.StreamResponse:
     try:
         async for frame in ws:
             if frame.type == WSMsgType.TEXT:
-                reply = _handle_frame(state, frame.data)
+                reply = await _handle_frame(state, frame.data, request.remote or "")
             elif frame.type == WSMsgType.BINARY:
                 state.rejected += 1
                 reply = {"ok": False, "error": "binary frames are not accepted; send JSON as text frames"}
@@ -225,17 +290,19 @@ async def _websocket(request: web.Request) -> web.StreamResponse:
     return ws
 
 
-def _handle_frame(state: IngestState, data: str) -> dict[str, Any]:
+async def _handle_frame(state: IngestState, data: str, client: str) -> dict[str, Any]:
     try:
         if len(data.encode("utf-8")) > state.max_body_bytes:
             raise IngestError(413, f"frame too large: at most {state.max_body_bytes} bytes")
         batch = parse_batch(data, default_room=state.default_room, max_batch=state.max_batch)
+        batch = await _admit(state, client, batch)
     except IngestError as e:
         state.rejected += 1
-        return {"ok": False, "error": e.message}
-    for msg in batch:
-        state.emit(msg)
-    state.accepted += len(batch)
+        reply: dict[str, Any] = {"ok": False, "error": e.message}
+        if e.retry_after > 0:
+            reply["retry_after"] = max(1, round(e.retry_after + 0.499))
+        return reply
+    _emit(state, batch)
     return {"ok": True, "accepted": len(batch)}
 
 

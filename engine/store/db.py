@@ -65,11 +65,16 @@ class Store:
         except ValueError as e:
             raise StoreError(self.path, "write messages", f"invalid message: {e}") from e
         minute_rows = rows.minute_rows(batch)
+        journaled = [(cm.message.seq,) for cm in batch if cm.message.seq]
 
         def write(conn: sqlite3.Connection) -> None:
             with transaction(conn):
                 conn.executemany(_INSERT_MESSAGE, message_rows)
                 conn.executemany(_UPSERT_MINUTE, minute_rows)
+                # Same transaction: a journaled message is either stored and gone from the journal, or
+                # neither, so the replay after a crash stores it exactly once.
+                if journaled:
+                    conn.executemany("DELETE FROM ingest_journal WHERE id = ?", journaled)
 
         self._run("write messages", write)
 

@@ -66,7 +66,17 @@ _V1: Final = (
     "CREATE INDEX events_room_ts ON events (room, ts)",
 )
 
-MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (_V1,)
+# The ingest journal (engine/store/journal.py): acknowledged ingest messages not yet stored. A row is
+# deleted in the same transaction that inserts its message, which is what makes replay exactly-once.
+_V2: Final = (
+    """CREATE TABLE ingest_journal (
+        id INTEGER PRIMARY KEY,
+        received REAL NOT NULL,
+        payload TEXT NOT NULL
+    )""",
+)
+
+MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (_V1, _V2)
 """MIGRATIONS[n] takes a database from user_version n to n + 1."""
 SCHEMA_VERSION: Final = len(MIGRATIONS)
 

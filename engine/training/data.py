@@ -248,10 +248,15 @@ def read_user_file(path: Path) -> Labelled:
     """A user's CSV or TSV with a header naming ``text`` and ``label`` columns; labels are ours."""
     _need(path)
     with path.open(encoding="utf-8-sig", newline="") as f:
-        sample = f.read(4096)
+        header = f.readline()
         f.seek(0)
-        delim = "\t" if path.suffix.lower() == ".tsv" or ("\t" in sample and "," not in sample) else ","
-        reader = csv.DictReader(f, delimiter=delim)
+        # The header decides: texts may hold commas (TSV) or tabs (quoted CSV), the header never does.
+        delim = "\t" if path.suffix.lower() == ".tsv" or "\t" in header else ","
+        # TSV has no quoting: a danmu starting with " must not swallow the lines after it.
+        if delim == "\t":
+            reader = csv.DictReader(f, delimiter=delim, quoting=csv.QUOTE_NONE)
+        else:
+            reader = csv.DictReader(f, delimiter=delim)
         fields = [x.strip().lower() for x in reader.fieldnames or []]
         if "text" not in fields or "label" not in fields:
             raise DataError(f"{path}: header must name 'text' and 'label' columns, found {fields}")
@@ -269,10 +274,10 @@ def read_user_file(path: Path) -> Labelled:
 
 def read_any(path: Path) -> Labelled:
     """Pick the reader by file shape: silver-style TSV, SMP JSON or SMP CSV, or a user text,label file."""
-    if path.suffix == ".txt":
-        return read_smp_json(path)
     with _need(path).open(encoding="utf-8-sig") as f:
         head = f.readline()
+    if path.suffix == ".txt" and head.lstrip().startswith(("[", "{")):
+        return read_smp_json(path)
     if head.startswith("content,labels"):
         texts, labels = [], []
         for t, lab in _smp_rows(path):

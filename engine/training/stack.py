@@ -132,3 +132,46 @@ def merged_blocks(
     idf1, coef1 = remap(stack.base.feat, stack.base.idf, stack.alpha * (w_base @ stack.base.coef))
     bias = intercept + stack.alpha * (w_base @ (stack.base.intercept - stack.mean))
     return union, idf0, coef0, idf1, coef1, bias
+
+
+def fit_base_in_vocab(
+    feat: Featuriser,
+    idf: npt.NDArray[np.float32],
+    texts: Sequence[str],
+    y: npt.NDArray[np.int64],
+    params: StackParams,
+) -> BaseModel:
+    """A base model that reads the danmu model's own featuriser and idf (the fast tier's stack).
+
+    Its scores are then linear in the very vector the danmu model reads, so the stack folds into the
+    danmu weights (``fold_in_vocab``): one block, the fast tier's size and speed unchanged. Weibo posts
+    that share no n-gram with the danmu vocabulary are left out (they would only teach the bias).
+    """
+    from sklearn.linear_model import LogisticRegression
+
+    x = design_matrix(feat, idf, texts)
+    keep = np.asarray(x.getnnz(axis=1) > 0)
+    clf = LogisticRegression(C=params.c, max_iter=1000, tol=1e-4)
+    clf.fit(x[keep], y[keep])
+    return BaseModel(
+        feat,
+        idf,
+        np.asarray(clf.coef_, dtype=np.float64),
+        np.asarray(clf.intercept_, dtype=np.float64),
+        tuple(int(c) for c in clf.classes_),
+    )
+
+
+def fold_in_vocab(
+    feat: Featuriser, coef: FloatArray, intercept: FloatArray, stack: Stack
+) -> tuple[FloatArray, FloatArray]:
+    """Fold a same-vocabulary stack into one linear map: ``(coef [6, feat.size], bias [6])``.
+
+    logits = W x + b + B * alpha * (Wb x + bb - mean) = (W + alpha B Wb) x + (b + alpha B (bb - mean)).
+    """
+    if stack.base.feat.vocab is not feat.vocab and dict(stack.base.feat.vocab) != dict(feat.vocab):
+        raise ValueError("fold_in_vocab needs the base model to read the danmu featuriser")
+    w_ngram, w_base = coef[:, : feat.size], coef[:, feat.size :]
+    folded = w_ngram + stack.alpha * (w_base @ stack.base.coef)
+    bias = intercept + stack.alpha * (w_base @ (stack.base.intercept - stack.mean))
+    return folded, bias

@@ -26,7 +26,15 @@ from engine.training.linear import (
     softmax,
 )
 from engine.training.metrics import Report, evaluate
-from engine.training.stack import Stack, StackParams, fit_base, make_stack, merged_blocks
+from engine.training.stack import (
+    Stack,
+    StackParams,
+    fit_base,
+    fit_base_in_vocab,
+    fold_in_vocab,
+    make_stack,
+    merged_blocks,
+)
 
 ONNX_TOLERANCE = 1e-5
 
@@ -45,6 +53,9 @@ class TierConfig:
     cv_folds: int = 5
     stack_smp: StackParams | None = None
     """Stack a Weibo (SMP2020 train) model's scores as features (stack.py); None = plain n-grams."""
+    stack_smp_in_vocab: StackParams | None = None
+    """Stack a Weibo model that reads the danmu vocabulary and idf (stack.fit_base_in_vocab): it folds
+    into the danmu weights, so the exported graph keeps one block. Skipped without the shared corpus."""
 
 
 _NGRAMS = FeaturiserConfig(min_n=1, max_n=3, boundary=True, tf="binary", max_chars=200)
@@ -116,10 +127,18 @@ def fit(
     weights: npt.NDArray[np.float64],
     cfg: TierConfig,
     stack: Stack | None = None,
+    fixed: tuple[Featuriser, npt.NDArray[np.float32]] | None = None,
 ) -> Fitted:
-    """Vocab, idf and logistic regression on normalised texts (on top of ``stack``'s scores if given)."""
-    feat = Featuriser(cfg.featuriser, build_vocab(texts, cfg.featuriser, cfg.min_df))
-    idf = fit_idf(feat, texts)
+    """Vocab, idf and logistic regression on normalised texts (on top of ``stack``'s scores if given).
+
+    ``fixed`` is a featuriser and idf to use as they are (the in-vocabulary stack's base model reads
+    them, so they cannot change per fold); they come from texts only, never from labels.
+    """
+    if fixed is not None:
+        feat, idf = fixed
+    else:
+        feat = Featuriser(cfg.featuriser, build_vocab(texts, cfg.featuriser, cfg.min_df))
+        idf = fit_idf(feat, texts)
     clf = fit_logreg(_design(feat, idf, texts, stack), y, cfg.linear, weights)
     return Fitted(feat, idf, clf, stack)
 
@@ -132,6 +151,7 @@ def out_of_fold_logits(
     cfg: TierConfig,
     seed: int,
     stack: Stack | None = None,
+    fixed: tuple[Featuriser, npt.NDArray[np.float32]] | None = None,
 ) -> npt.NDArray[np.float64]:
     """Cross-validated logits for the ``core`` rows (the in-domain ones); extra rows train every fold."""
     from sklearn.model_selection import StratifiedKFold
@@ -147,7 +167,7 @@ def out_of_fold_logits(
     oof = np.zeros((len(core_idx), len(EMOTIONS)))
     for a, b in tqdm(list(skf.split(core_idx, yc)), desc="cross-validation", unit="fold", leave=False):
         tr = np.concatenate([core_idx[a], extra_idx])
-        m = fit([texts[i] for i in tr], y[tr], weights[tr], cfg, stack)
+        m = fit([texts[i] for i in tr], y[tr], weights[tr], cfg, stack, fixed)
         oof[b] = m.logits([texts[i] for i in core_idx[b]])
     return oof
 
@@ -249,15 +269,33 @@ def train(
             cfg.stack_smp,
         )
         stack = make_stack(base, texts, cfg.stack_smp.alpha)
+    fixed: tuple[Featuriser, npt.NDArray[np.float32]] | None = None
+    if cfg.stack_smp_in_vocab is not None:
+        if data_dir is None:
+            progress("no shared corpus: training without the stacked SMP2020 scores")
+        else:
+            smp = D.read_smp_train(data_dir)
+            sources.append(f"{smp.source} (base model on the danmu vocabulary, scores stacked): {len(smp)}")
+            feat = Featuriser(cfg.featuriser, build_vocab(texts, cfg.featuriser, cfg.min_df))
+            fixed = (feat, fit_idf(feat, texts))
+            progress(f"fitting the base model on {len(smp)} SMP2020 posts over the danmu vocabulary")
+            base = fit_base_in_vocab(
+                feat,
+                fixed[1],
+                _norm_all(smp.texts, "normalise smp"),
+                np.asarray(smp.labels, dtype=np.int64),
+                cfg.stack_smp_in_vocab,
+            )
+            stack = make_stack(base, texts, cfg.stack_smp_in_vocab.alpha)
 
     progress(f"{cfg.cv_folds}-fold cross-validation on the training part for the temperature")
-    oof = out_of_fold_logits(texts, y, w, is_core, cfg, seed, stack)
+    oof = out_of_fold_logits(texts, y, w, is_core, cfg, seed, stack, fixed)
     temperature = fit_temperature(oof, y[is_core])
     cv_rep = evaluate(softmax(oof), y[is_core])
     progress(f"cv macro-F1 {cv_rep.macro_f1:.4f}; temperature {temperature:.3f}")
 
     progress("fitting the final model")
-    model = fit(texts, y, w, cfg, stack)
+    model = fit(texts, y, w, cfg, stack, fixed)
 
     metrics: dict[str, float] = {"train_cv_macro_f1": cv_rep.macro_f1, "temperature": temperature}
     reports: dict[str, dict[str, Any]] = {"train_cv": cv_rep.as_dict()}
@@ -277,7 +315,10 @@ def train(
     export_feat = model.feat
     extra_blocks: list[tuple[npt.NDArray[np.float32], npt.NDArray[np.float64]]] = []
     idf = model.idf
-    if stack is not None:
+    if stack is not None and fixed is not None:
+        desc += " with a stacked SMP2020 Weibo model's scores (same vocabulary, folded into one block)"
+        coef, intercept = fold_in_vocab(model.feat, coef, intercept, stack)
+    elif stack is not None:
         desc += " with a stacked SMP2020 Weibo model's scores"
         export_feat, idf, coef, idf1, coef1, intercept = merged_blocks(
             model.feat, model.idf, coef, intercept, stack
