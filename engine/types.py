@@ -75,7 +75,8 @@ class ChatMessage:
         text = data.get("text")
         if not isinstance(text, str):
             raise MessageError("field 'text' must be a string")
-        if not text.strip():
+        # Cleaned first: text of only control characters would otherwise become a blank message.
+        if not _clean_field(text, MAX_TEXT_CHARS).strip():
             raise MessageError("field 'text' must not be empty")
         room = data.get("room", default_room)
         if not isinstance(room, str) or not room.strip():

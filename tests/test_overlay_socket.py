@@ -226,7 +226,8 @@ async def test_rest_endpoints(feed: FakeFeed) -> None:
             assert await r.json() == {"rooms": ["demo", "直播间 42"]}
         async with http.get("/api/rooms/demo/snapshot") as r:
             assert r.status == 401  # chat text: the room's overlay token (or admin) is required
-        async with http.get("/api/rooms/demo/snapshot", params={"token": TOKENS.get_or_create("直播间 42")}) as r:
+        other = {"token": TOKENS.get_or_create("直播间 42")}
+        async with http.get("/api/rooms/demo/snapshot", params=other) as r:
             assert r.status == 401  # another room's token does not open this one
         async with http.get("/api/rooms/demo/snapshot", params={"token": TOKENS.get_or_create("demo")}) as r:
             assert r.status == 200
@@ -234,7 +235,8 @@ async def test_rest_endpoints(feed: FakeFeed) -> None:
         headers = {"Authorization": f"Bearer {TOKENS.get_or_create('直播间 42')}"}
         async with http.get("/api/rooms/%E7%9B%B4%E6%92%AD%E9%97%B4%2042/snapshot", headers=headers) as r:
             assert r.status == 200 and (await r.json())["room"] == "直播间 42"
-        async with http.get("/api/rooms/missing/snapshot", params={"token": TOKENS.get_or_create("missing")}) as r:
+        missing = {"token": TOKENS.get_or_create("missing")}
+        async with http.get("/api/rooms/missing/snapshot", params=missing) as r:
             assert r.status == 404
             assert "missing" in (await r.json())["error"]
         async with http.get("/healthz") as r:
