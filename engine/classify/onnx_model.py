@@ -15,7 +15,7 @@ from engine.classify.features import Featuriser
 from engine.emotions import EMOTIONS
 from engine.types import Prediction
 
-# Kept in step with engine/training/export.py, which writes them (training deps are not imported here).
+# The metadata keys of our ONNX files; engine/training/export.py writes them from these names.
 META_ID = "moodcast.model_id"
 META_TIER = "moodcast.tier"
 META_LABELS = "moodcast.labels"

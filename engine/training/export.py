@@ -10,6 +10,15 @@ import numpy as np
 import numpy.typing as npt
 
 from engine.classify.features import Featuriser
+from engine.classify.onnx_model import (
+    META_DESCRIPTION,
+    META_FEATURISER,
+    META_ID,
+    META_LABELS,
+    META_METRICS,
+    META_TEMPERATURE,
+    META_TIER,
+)
 from engine.emotions import EMOTIONS
 from engine.training.linear import NORM_EPS
 
@@ -18,15 +27,8 @@ IR_VERSION = 8
 """Old enough for every onnxruntime the project accepts (>= 1.17), new enough for ReduceSum axes inputs."""
 FORMAT_VERSION = "1"
 
-# Metadata keys the runtime reads (engine/classify/onnx_model.py); one place so both sides agree.
+# The metadata keys are defined once, by the runtime that reads them.
 META_FORMAT = "moodcast.format"
-META_ID = "moodcast.model_id"
-META_TIER = "moodcast.tier"
-META_LABELS = "moodcast.labels"
-META_FEATURISER = "moodcast.featuriser"
-META_TEMPERATURE = "moodcast.temperature"
-META_METRICS = "moodcast.metrics"
-META_DESCRIPTION = "moodcast.description"
 
 
 def build_model(
