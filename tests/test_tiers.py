@@ -149,7 +149,7 @@ async def test_hot_swap_between_real_onnx_models_under_load_loses_no_message() -
                 pipe.set_model("accurate" if pipe.model_for("r") == "fast" else "fast")
                 # Let the classifier catch up a little, so both models really read part of the stream
                 # (otherwise the whole backlog could be read by whichever model is set last).
-                while pipe.counters.classified < i - 300:
+                while pipe.counters.classified < i - 300:  # noqa: ASYNC110 - polls a counter; no event exists
                     await asyncio.sleep(0.005)
             if i % 50 == 0:
                 await asyncio.sleep(0)
