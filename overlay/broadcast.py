@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import contextlib
 import logging
 import math
 import time
@@ -20,6 +19,7 @@ import socketio
 from aiohttp import web
 
 from engine.queues import DropOldestQueue
+from engine.tasks import cancel_and_wait
 from engine.types import MoodSnapshot, TriggerEvent
 from overlay import auth as auth_mod
 from overlay import keys
@@ -202,11 +202,7 @@ async def _broadcast_ctx(app: web.Application) -> AsyncIterator[None]:
     try:
         yield
     finally:
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(tasks)
         feed.snapshots.unsubscribe(SNAPSHOT_SUBSCRIBER)
         feed.events.unsubscribe(EVENT_SUBSCRIBER)
 

@@ -21,6 +21,7 @@ from aiohttp import web
 
 from engine.emotions import EMOTIONS, INDEX
 from engine.queues import DropOldestQueue
+from engine.tasks import cancel_and_wait
 from engine.types import ClassifiedMessage
 from overlay import keys
 from overlay.wire import TickerItemPayload, ticker_payload
@@ -212,9 +213,5 @@ async def trending_ctx(app: web.Application) -> AsyncIterator[None]:
     try:
         yield
     finally:
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(tasks)
         feed.classified.unsubscribe(SUBSCRIBER)
