@@ -111,3 +111,21 @@ async def ircd(tmp_path: Path) -> AsyncIterator[IrcServer]:
         except TimeoutError:
             proc.kill()
             await proc.wait()
+
+
+async def irc_viewer(port: int, nick: str) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    """A plain IRC client registered on the test server (waits for the 001 welcome)."""
+    r, w = await asyncio.open_connection("127.0.0.1", port)
+    w.write(f"NICK {nick}\r\nUSER {nick} 0 * :{nick}\r\n".encode())
+    await w.drain()
+    while b" 001 " not in await asyncio.wait_for(r.readline(), 10):
+        pass
+    return r, w
+
+
+async def read_until(r: asyncio.StreamReader, needle: bytes) -> bytes:
+    """The next line containing ``needle`` (10 s per line: a hang guard)."""
+    while True:
+        line = await asyncio.wait_for(r.readline(), 10)
+        if needle in line:
+            return line

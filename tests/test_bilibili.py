@@ -6,7 +6,7 @@ import asyncio
 import logging
 import struct
 import zlib
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -19,18 +19,9 @@ from engine.sources.bilibili import BilibiliSource, OpenPlatformAuth, wbi_mixin_
 from engine.sources.platforms import build_platform_source, readiness
 from engine.types import ChatMessage
 from tests import fake_bilibili as fb
+from tests.waiting import until
 
 FAST = 0.05
-
-
-async def until(cond: Callable[[], bool], what: str, limit: float = 20.0) -> None:
-    """Wait for ``cond`` (a guard against hangs, not a timing assertion)."""
-    loop = asyncio.get_running_loop()
-    end = loop.time() + limit
-    while not cond():
-        if loop.time() > end:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.01)
 
 
 @dataclass

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
-from collections.abc import AsyncIterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -20,6 +18,7 @@ from overlay.app import create_app
 from overlay.model_select import model_select_setup
 from tests.fake_model import FakeRegistry, KeywordModel
 from tests.servers import run_app
+from tests.waiting import running
 
 ADMIN = "model-select-admin"
 BEARER = {"Authorization": f"Bearer {ADMIN}"}
@@ -35,17 +34,6 @@ def _pipeline(*models: KeywordModel) -> tuple[Pipeline, FakeRegistry]:
 def _app(pipe: Pipeline, reg: FakeRegistry) -> web.Application:
     setup = model_select_setup(pipe, lambda: sorted(reg.models), reg.get)
     return create_app(pipe, pipe.config, extra_setup=[setup], admin_token=ADMIN)
-
-
-@contextlib.asynccontextmanager
-async def running(pipe: Pipeline) -> AsyncIterator[Pipeline]:
-    task = asyncio.create_task(pipe.run())
-    try:
-        yield pipe
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
 
 
 async def _call(

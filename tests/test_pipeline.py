@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
-from collections.abc import AsyncIterator
 from dataclasses import replace
 
 import pytest
@@ -14,6 +12,7 @@ from engine.emotions import INDEX
 from engine.pipeline import Pipeline
 from engine.types import ChatMessage
 from tests.fake_model import FakeRegistry, KeywordModel, keyword_emotion
+from tests.waiting import running
 
 TEXTS = ["哈哈哈哈", "666666", "退钱！", "呜呜呜", "急急急", "包邮吗", "主播好", "哈哈"]
 
@@ -21,17 +20,6 @@ TEXTS = ["哈哈哈哈", "666666", "退钱！", "呜呜呜", "急急急", "包�
 def config(**classifier: object) -> Config:
     cfg = Config()
     return replace(cfg, classifier=replace(ClassifierConfig(model="kw"), **classifier))  # type: ignore[arg-type]
-
-
-@contextlib.asynccontextmanager
-async def running(pipe: Pipeline) -> AsyncIterator[Pipeline]:
-    task = asyncio.create_task(pipe.run())
-    try:
-        yield pipe
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
 
 
 async def test_counts_match_what_was_submitted() -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import importlib.util
 import random
-from collections.abc import Callable
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -23,16 +22,7 @@ from engine.sources.youtube import message_from_item
 from engine.types import ChatMessage
 from moodcast.doctor import check_live_sources, check_sources
 from tests.servers import run_app
-
-
-async def until(cond: Callable[[], bool], what: str, limit: float = 20.0) -> None:
-    loop = asyncio.get_running_loop()
-    end = loop.time() + limit
-    while not cond():
-        if loop.time() > end:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.01)
-
+from tests.waiting import until
 
 # ------------------------------------------------------------------------------------------ backoff
 

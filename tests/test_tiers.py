@@ -21,8 +21,8 @@ from engine.training.linear import LinearParams, softmax
 from engine.training.stack import StackParams, fit_base, make_stack, merged_blocks
 from engine.training.train import TierConfig, fit
 from engine.types import ChatMessage
-from tests.test_pipeline import running
 from tests.test_training import synthetic
+from tests.waiting import running
 
 CFG = FeaturiserConfig(min_n=1, max_n=3, boundary=True, tf="binary")
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -19,7 +18,8 @@ from engine.sources.twitch import (
     message_from_line,
 )
 from engine.types import ChatMessage
-from tests.ircd import OPER_NAME, OPER_PASSWORD, ircd
+from tests.ircd import OPER_NAME, OPER_PASSWORD, irc_viewer, ircd, read_until
+from tests.waiting import until
 
 # Lines in the shape Twitch sends them (tmi.twitch.tv with twitch.tv/tags and twitch.tv/commands).
 MOD_LINE = (
@@ -87,42 +87,17 @@ def test_bad_settings_are_rejected() -> None:
         TwitchSource("shop", url="http://x")
 
 
-async def until(cond: Callable[[], bool], what: str, limit: float = 20.0) -> None:
-    loop = asyncio.get_running_loop()
-    end = loop.time() + limit
-    while not cond():
-        if loop.time() > end:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.02)
-
-
-async def _viewer(port: int, nick: str) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
-    r, w = await asyncio.open_connection("127.0.0.1", port)
-    w.write(f"NICK {nick}\r\nUSER {nick} 0 * :{nick}\r\n".encode())
-    await w.drain()
-    while b" 001 " not in await asyncio.wait_for(r.readline(), 10):
-        pass
-    return r, w
-
-
-async def _read_until(r: asyncio.StreamReader, needle: bytes) -> bytes:
-    while True:
-        line = await asyncio.wait_for(r.readline(), 10)
-        if needle in line:
-            return line
-
-
 async def test_reads_a_real_irc_server_and_rejoins_after_being_killed(tmp_path: Path) -> None:
     async with ircd(tmp_path) as srv:
         src = TwitchSource("Shop", room="shop", url=f"irc://127.0.0.1:{srv.port}", backoff=lambda r, t: 0.05)
         got: list[ChatMessage] = []
         task = asyncio.create_task(src.run(got.append))
-        r, w = await _viewer(srv.port, "viewer")
+        r, w = await irc_viewer(srv.port, "viewer")
         try:
             await until(lambda: src.state.status == "connected", "joined")
             w.write(b"JOIN #shop\r\n")
             await w.drain()
-            await _read_until(r, b"JOIN")
+            await read_until(r, b"JOIN")
             w.write("PRIVMSG #shop :主播好可爱\r\n".encode())
             await w.drain()
             await until(lambda: len(got) == 1, "first message")
