@@ -25,6 +25,7 @@ SMP_TRAIN = (
     Path("smp2020-ewect") / "tomhg_model-0_data" / "dev0.csv",
 )
 SMP_USUAL_TEST = Path("smp2020-ewect") / "brownsweater_data_raw" / "usual_test_labeled.txt"
+SMP_USUAL_EVAL = Path("smp2020-ewect") / "brownsweater_data_raw" / "usual_eval_labeled.txt"
 
 # SMP's surprise mixes shock, awe and dismay: no single label of ours fits, so it is dropped.
 SMP_MAP: dict[str, str | None] = {
@@ -232,11 +233,20 @@ def read_smp_json(path: Path) -> Labelled:
 
 def read_smp_usual_test(data_dir: Path) -> Labelled:
     """SMP usual-test minus the texts that also appear verbatim in the train set (232 of them)."""
-    test = read_smp_json(data_dir / SMP_USUAL_TEST)
-    test = Labelled(test.texts, test.labels, SMP_USUAL_TEST.as_posix())
+    return _smp_minus_train(data_dir, SMP_USUAL_TEST)
+
+
+def read_smp_usual_eval(data_dir: Path) -> Labelled:
+    """SMP usual-eval minus train overlap (126 texts): tunes what touches Weibo text, never the test."""
+    return _smp_minus_train(data_dir, SMP_USUAL_EVAL)
+
+
+def _smp_minus_train(data_dir: Path, rel: Path) -> Labelled:
+    data = read_smp_json(data_dir / rel)
+    data = Labelled(data.texts, data.labels, rel.as_posix())
     seen = set(read_smp_train_raw_texts(data_dir))
-    keep = [i for i, t in enumerate(test.texts) if t not in seen]
-    return test.subset(keep, test.source + " [minus train overlap]")
+    keep = [i for i, t in enumerate(data.texts) if t not in seen]
+    return data.subset(keep, data.source + " [minus train overlap]")
 
 
 def read_smp_train_raw_texts(data_dir: Path) -> list[str]:

@@ -114,24 +114,28 @@ def merged_blocks(
     tokens = sorted(set(feat.vocab) | set(stack.base.feat.vocab))
     vocab = {t: i + 1 for i, t in enumerate(tokens)}
     union = Featuriser(feat.config, vocab, feat.lexicon)
-    size = union.size
 
-    def remap(
-        src: Featuriser, idf_src: npt.NDArray[np.float32], cols: FloatArray
-    ) -> tuple[npt.NDArray[np.float32], FloatArray]:
-        new_idf = np.zeros(size, dtype=np.float32)
-        new_coef = np.zeros((k, size), dtype=np.float64)
-        old = np.fromiter(src.vocab.values(), dtype=np.int64, count=len(src.vocab))
-        new = np.fromiter((vocab[t] for t in src.vocab), dtype=np.int64, count=len(src.vocab))
-        new_idf[new] = idf_src[old]
-        new_coef[:, new] = cols[:, old]
-        return new_idf, new_coef
-
-    idf0, coef0 = remap(feat, idf, w_ngram)
+    idf0, coef0 = remap_block(feat, idf, w_ngram, union)
     # logits = W x + b + B * alpha * (Wb xb + bb - mean) = W x + (alpha B Wb) xb + (b + alpha B (bb - mean)).
-    idf1, coef1 = remap(stack.base.feat, stack.base.idf, stack.alpha * (w_base @ stack.base.coef))
+    idf1, coef1 = remap_block(
+        stack.base.feat, stack.base.idf, stack.alpha * (w_base @ stack.base.coef), union
+    )
     bias = intercept + stack.alpha * (w_base @ (stack.base.intercept - stack.mean))
     return union, idf0, coef0, idf1, coef1, bias
+
+
+def remap_block(
+    src: Featuriser, idf_src: npt.NDArray[np.float32], cols: FloatArray, dest: Featuriser
+) -> tuple[npt.NDArray[np.float32], FloatArray]:
+    """``src``'s idf and weight columns moved to ``dest``'s ids (a superset vocabulary); others 0."""
+    size = dest.size
+    new_idf = np.zeros(size, dtype=np.float32)
+    new_coef = np.zeros((cols.shape[0], size), dtype=np.float64)
+    old = np.fromiter(src.vocab.values(), dtype=np.int64, count=len(src.vocab))
+    new = np.fromiter((dest.vocab[t] for t in src.vocab), dtype=np.int64, count=len(src.vocab))
+    new_idf[new] = idf_src[old]
+    new_coef[:, new] = cols[:, old]
+    return new_idf, new_coef
 
 
 def fit_base_in_vocab(

@@ -16,7 +16,7 @@ from engine.classify.features import Featuriser, FeaturiserConfig, build_vocab
 from engine.emotions import EMOTIONS
 from engine.normalise import normalise
 from engine.training import data as D
-from engine.training.export import build_model, write_model
+from engine.training.export import RouteBlocks, build_model, build_routed_model, write_model
 from engine.training.linear import (
     LinearParams,
     design_matrix,
@@ -26,7 +26,19 @@ from engine.training.linear import (
     softmax,
 )
 from engine.training.metrics import Report, evaluate
+from engine.training.route import (
+    ABSENT_LOGIT,
+    OffsetChoice,
+    RouteParams,
+    Router,
+    choose_offset,
+    fit_router,
+    mix,
+    out_of_fold_router_logits,
+    prose_logits,
+)
 from engine.training.stack import (
+    BaseModel,
     Stack,
     StackParams,
     fit_base,
@@ -34,6 +46,7 @@ from engine.training.stack import (
     fold_in_vocab,
     make_stack,
     merged_blocks,
+    remap_block,
 )
 
 ONNX_TOLERANCE = 1e-5
@@ -58,6 +71,9 @@ class TierConfig:
     stack_smp_in_vocab: StackParams | None = None
     """Stack a Weibo model that reads the danmu vocabulary and idf (stack.fit_base_in_vocab): it folds
     into the danmu weights, so the exported graph keeps one block. Skipped without the shared corpus."""
+    route_smp: RouteParams | None = None
+    """Mix in the stacked Weibo model as a prose expert where a learnt router says the text is prose
+    (route.py). Needs ``stack_smp``; the router's offset is chosen on training-side data only."""
 
 
 _NGRAMS = FeaturiserConfig(min_n=1, max_n=3, boundary=True, tf="binary", max_chars=200)
@@ -78,6 +94,7 @@ TIERS: dict[str, TierConfig] = {
         featuriser=_NGRAMS,
         linear=LinearParams(c=32.0, class_weight="balanced"),
         stack_smp=StackParams(alpha=0.1, min_df=3, c=4.0),
+        route_smp=RouteParams(),
     ),
 }
 
@@ -291,18 +308,15 @@ def train(
     is_core = np.asarray(core, dtype=np.bool_)
 
     stack: Stack | None = None
+    smp_texts: list[str] = []
     if cfg.stack_smp is not None:
         if data_dir is None:
             raise ValueError(f"tier {tier!r} stacks a model trained on SMP2020: it needs --data-dir")
         smp = D.read_smp_train(data_dir)
         sources.append(f"{smp.source} (base model whose scores are stacked, never mixed in): {len(smp)}")
         progress(f"fitting the base model on {len(smp)} SMP2020 posts (about a minute)")
-        base = fit_base(
-            _norm_all(smp.texts, "normalise smp"),
-            np.asarray(smp.labels, dtype=np.int64),
-            cfg.featuriser,
-            cfg.stack_smp,
-        )
+        smp_texts = _norm_all(smp.texts, "normalise smp")
+        base = fit_base(smp_texts, np.asarray(smp.labels, dtype=np.int64), cfg.featuriser, cfg.stack_smp)
         stack = make_stack(base, texts, cfg.stack_smp.alpha)
     fixed: tuple[Featuriser, npt.NDArray[np.float32]] | None = None
     if cfg.stack_smp_in_vocab is not None:
@@ -334,15 +348,6 @@ def train(
 
     metrics: dict[str, float] = {"train_cv_macro_f1": cv_rep.macro_f1, "temperature": temperature}
     reports: dict[str, dict[str, Any]] = {"train_cv": cv_rep.as_dict()}
-    for name, ds in evalsets.items():
-        lg = model.logits(_norm_all(ds.texts, name))
-        gold = np.asarray(ds.labels, dtype=np.int64)
-        rep = evaluate(softmax(lg / temperature), gold)
-        raw = evaluate(softmax(lg), gold)
-        metrics.update(_flat(name, rep))
-        metrics[f"{name}_ece_uncalibrated"] = raw.ece
-        reports[name] = rep.as_dict() | {"ece_uncalibrated": raw.ece, "source": ds.source}
-        progress(f"{name}: macro-F1 {rep.macro_f1:.4f}, ECE {raw.ece:.4f} -> {rep.ece:.4f} ({len(ds)} rows)")
 
     desc = f"{tier} tier: char {cfg.featuriser.min_n}-{cfg.featuriser.max_n}-gram tf-idf logistic regression"
     coef = np.asarray(model.clf.coef_, dtype=np.float64)
@@ -359,19 +364,78 @@ def train(
             model.feat, model.idf, coef, intercept, stack
         )
         extra_blocks.append((idf1, coef1))
-    blob = build_model(
-        export_feat,
-        idf,
-        coef,
-        intercept,
-        temperature,
-        model_id=mid,
-        tier=tier,
-        description=desc,
-        metrics=metrics,
-        extra_blocks=extra_blocks,
-    )
-    check = verify_onnx(blob, model, texts[:512], temperature, export_feat)
+
+    routed: Routed | None = None
+    if cfg.route_smp is not None:
+        if stack is None or fixed is not None or data_dir is None:
+            raise ValueError(
+                f"tier {tier!r} routes to its stacked Weibo model: it needs stack_smp and --data-dir"
+            )
+        routed = fit_routing(
+            export_feat,
+            stack.base,
+            [texts[i] for i in np.nonzero(is_core)[0]],
+            smp_texts,
+            (oof, y[is_core]),
+            model,
+            temperature,
+            data_dir,
+            cfg.route_smp,
+            seed,
+            progress,
+        )
+        desc += "; Weibo-style prose routed to that Weibo model by a learnt router"
+        metrics.update(routed.metrics())
+        reports["route"] = routed.report()
+
+    for name, ds in evalsets.items():
+        normed = _norm_all(ds.texts, name)
+        lg = model.logits(normed)
+        gold = np.asarray(ds.labels, dtype=np.int64)
+        if routed is None:
+            rep, raw = evaluate(softmax(lg / temperature), gold), evaluate(softmax(lg), gold)
+        else:
+            rep = evaluate(routed.probs(lg, temperature, normed), gold)
+            raw = evaluate(routed.probs(lg, None, normed), gold)
+        metrics.update(_flat(name, rep))
+        metrics[f"{name}_ece_uncalibrated"] = raw.ece
+        reports[name] = rep.as_dict() | {"ece_uncalibrated": raw.ece, "source": ds.source}
+        progress(f"{name}: macro-F1 {rep.macro_f1:.4f}, ECE {raw.ece:.4f} -> {rep.ece:.4f} ({len(ds)} rows)")
+
+    if routed is None:
+        blob = build_model(
+            export_feat,
+            idf,
+            coef,
+            intercept,
+            temperature,
+            model_id=mid,
+            tier=tier,
+            description=desc,
+            metrics=metrics,
+            extra_blocks=extra_blocks,
+        )
+
+        def reference(sample: Sequence[str]) -> npt.NDArray[np.float64]:
+            return softmax(model.logits(sample) / temperature)
+    else:
+        blob = build_routed_model(
+            export_feat,
+            [(idf, coef), *extra_blocks],
+            intercept,
+            temperature,
+            routed.blocks(export_feat),
+            model_id=mid,
+            tier=tier,
+            description=desc,
+            metrics=metrics,
+        )
+        route = routed
+
+        def reference(sample: Sequence[str]) -> npt.NDArray[np.float64]:
+            return route.probs(model.logits(sample), temperature, sample)
+
+    check = verify_onnx(blob, reference, texts[:512], export_feat)
     progress(f"onnx matches sklearn: max |diff| {check:.2e}")
     path = write_model(blob, out_dir / f"{mid}.onnx")
     summary = {
@@ -390,20 +454,123 @@ def train(
     return TrainResult(path, mid, temperature, metrics, reports)
 
 
+@dataclass(frozen=True, slots=True)
+class Routed:
+    """The prose expert (the stacked Weibo model), its temperature and the router, offset applied."""
+
+    expert: BaseModel
+    prose_temperature: float
+    router: Router
+    choice: OffsetChoice
+
+    def probs(
+        self, chat_logits: npt.NDArray[np.float64], temperature: float | None, texts: Sequence[str]
+    ) -> npt.NDArray[np.float64]:
+        """The mixture for normalised ``texts``; ``temperature`` None = both experts uncalibrated."""
+        zp = prose_logits(self.expert, texts)
+        r = self.router.logit(texts)
+        if temperature is None:
+            return mix(chat_logits, 1.0, zp, 1.0, r)
+        return mix(chat_logits, temperature, zp, self.prose_temperature, r)
+
+    def blocks(self, feat: Featuriser) -> RouteBlocks:
+        """The expert and the router as graph blocks over ``feat`` (the exported vocabulary)."""
+        cls = list(self.expert.classes)
+        p_idf, p_coef = remap_block(self.expert.feat, self.expert.idf, self.expert.coef, feat)
+        full = np.zeros((len(EMOTIONS), feat.size))
+        full[cls] = p_coef
+        bias = np.full(len(EMOTIONS), ABSENT_LOGIT)
+        bias[cls] = self.expert.intercept
+        if self.router.feat.vocab is not feat.vocab:
+            raise ValueError("the router must read the exported vocabulary")
+        return RouteBlocks(
+            p_idf,
+            full,
+            bias,
+            self.prose_temperature,
+            self.router.idf,
+            self.router.coef,
+            self.router.len_coef,
+            self.router.intercept,
+        )
+
+    def metrics(self) -> dict[str, float]:
+        """The offset choice as flat numbers for the model's metadata."""
+        c = self.choice
+        return {
+            "route_offset": c.offset,
+            "route_prose_temperature": self.prose_temperature,
+            "route_train_cv_macro_f1_unrouted": c.chat_f1_unrouted,
+            "route_train_cv_macro_f1": c.chat_f1,
+            "route_smp_usual_eval_macro_f1_unrouted": c.prose_f1_unrouted,
+            "route_smp_usual_eval_macro_f1": c.prose_f1,
+        }
+
+    def report(self) -> dict[str, Any]:
+        """Every offset tried with its chat CV and prose usual-eval macro-F1 (for the model card)."""
+        return {
+            "offset": self.choice.offset,
+            "table": [
+                {"offset": o, "chat_cv_macro_f1": a, "smp_usual_eval_macro_f1": b}
+                for o, a, b in self.choice.table
+            ],
+        }
+
+
+def fit_routing(
+    feat: Featuriser,
+    expert: BaseModel,
+    chat_texts: Sequence[str],
+    prose_texts: Sequence[str],
+    chat_oof: tuple[npt.NDArray[np.float64], npt.NDArray[np.int64]],
+    model: Fitted,
+    temperature: float,
+    data_dir: Path,
+    params: RouteParams,
+    seed: int,
+    progress: Progress,
+) -> Routed:
+    """Calibrate the prose expert and fit the router on SMP usual-eval and out-of-fold chat scores."""
+    ev = D.read_smp_usual_eval(data_dir)
+    ev_texts = _norm_all(ev.texts, "normalise smp usual-eval")
+    ev_y = np.asarray(ev.labels, dtype=np.int64)
+    ev_prose = prose_logits(expert, ev_texts)
+    t_prose = fit_temperature(ev_prose, ev_y)
+    progress(f"fitting the prose router ({params.folds}-fold cross-fit for its offset, then all)")
+    oof_router = out_of_fold_router_logits(feat, chat_texts, prose_texts, params, seed)
+    router = fit_router(feat, chat_texts, prose_texts, params)
+    oof, y_chat = chat_oof
+    choice = choose_offset(
+        (oof, prose_logits(expert, chat_texts), oof_router, y_chat),
+        (model.logits(ev_texts), ev_prose, router.logit(ev_texts), ev_y),
+        temperature,
+        t_prose,
+        params,
+    )
+    progress(
+        f"router offset {choice.offset:+.1f}: chat CV macro-F1 {choice.chat_f1_unrouted:.4f} -> "
+        f"{choice.chat_f1:.4f}, SMP usual-eval {choice.prose_f1_unrouted:.4f} -> {choice.prose_f1:.4f}"
+    )
+    return Routed(expert, t_prose, router.with_offset(choice.offset), choice)
+
+
 def verify_onnx(
-    blob: bytes, model: Fitted, texts: Sequence[str], temperature: float, feat: Featuriser | None = None
+    blob: bytes,
+    reference: Callable[[Sequence[str]], npt.NDArray[np.float64]],
+    texts: Sequence[str],
+    feat: Featuriser,
 ) -> float:
-    """Max abs difference between onnxruntime's probabilities and sklearn's; raises above tolerance.
+    """Max abs difference between onnxruntime's probabilities and ``reference`` (numpy/sklearn) ones.
 
     ``feat`` is the exported featuriser (the merged vocabulary of a stacked model); the reference side
-    runs sklearn on the separate featurisers, so the check covers the merge too.
+    runs sklearn on the separate featurisers, so the check covers the merge too. Raises above tolerance.
     """
     import onnxruntime as ort
 
     sess = ort.InferenceSession(blob, providers=["CPUExecutionProvider"])
-    ids, tf = (feat or model.feat).transform(texts)
+    ids, tf = feat.transform(texts)
     (probs,) = sess.run(["probs"], {"ids": ids, "tf": tf})
-    ref = softmax(model.logits(texts) / temperature)
+    ref = reference(texts)
     diff = float(np.abs(probs - ref).max()) if len(texts) else 0.0
     if diff > ONNX_TOLERANCE:
         raise RuntimeError(f"exported graph disagrees with sklearn by {diff:.2e}")
