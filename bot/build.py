@@ -65,7 +65,17 @@ def build_bot(
     catalogue = load_catalogue(_content_path(config, b.products, "products.toml"))
     faq = load_faq(_content_path(config, b.faq, "faq.toml"))
     snd = sender or build_sender(config)
-    bot = Bot(b, feed, snd, book=book, catalogue=catalogue, faq=faq, submit=submit, record=record)
+    bot = Bot(
+        b,
+        feed,
+        snd,
+        book=book,
+        catalogue=catalogue,
+        faq=faq,
+        submit=submit,
+        record=record,
+        state_file=config.resolve(b.state_file) if b.state_file else None,
+    )
     if isinstance(snd, IrcSender):
         snd.listener = bot.chat_listener
     trending = Trending()

@@ -18,6 +18,7 @@ import time
 from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Literal
 
 from bot.content import TEMPLATE_TYPES, Catalogue, FaqBook, TemplateBook
@@ -27,6 +28,7 @@ from bot.render import finish_line
 from bot.senders import IncomingChat, Sender, SendError
 from engine.config import BotConfig
 from engine.feed import MoodFeed
+from engine.statefile import read_json_object, write_json_atomic
 from engine.types import ChatMessage, ClassifiedMessage, MoodSnapshot, TriggerEvent
 
 log = logging.getLogger(__name__)
@@ -92,6 +94,28 @@ class Moderation:
     def mode(self, kind: str) -> Mode:
         return "auto" if kind == COMMAND_TYPE else self.modes.get(kind, "queue")
 
+    def to_json(self) -> dict[str, Any]:
+        """What a moderator switched, for the state file."""
+        return {"killed": self.killed, "paused": sorted(self.paused), "modes": dict(self.modes)}
+
+    def restore(self, saved: dict[str, Any]) -> list[str]:
+        """Apply a saved state over the config's; returns what was ignored (unknown types or values)."""
+        ignored: list[str] = []
+        killed = saved.get("killed")
+        if isinstance(killed, bool):
+            self.killed = killed
+        paused = saved.get("paused", [])
+        if isinstance(paused, list):
+            self.paused = {str(r) for r in paused}
+        modes = saved.get("modes", {})
+        for kind, mode in modes.items() if isinstance(modes, dict) else ():
+            # Template types can be renamed between versions; a stale entry must not stop the bot.
+            if kind in TEMPLATE_TYPES and mode in MODES:
+                self.modes[kind] = mode
+            else:
+                ignored.append(f"{kind}={mode}")
+        return ignored
+
 
 class Component:
     """A group of listeners and commands with load/teardown hooks (twitchio components, discord cogs).
@@ -138,6 +162,7 @@ class Bot:
         clock: Clock = time.time,
         rng: random.Random | None = None,
         error_hook: ErrorHook | None = None,
+        state_file: Path | None = None,
     ) -> None:
         self.config = config
         self.feed = feed
@@ -151,6 +176,8 @@ class Bot:
         self.clock = clock
         self.rng = rng or random.Random()
         self.moderation = Moderation.from_config(config)
+        self.state_file = state_file
+        self.restored = self._restore_moderation()
         self.tracker = TrendTracker(catalogue, config.trend_half_life_seconds)
         """Product mentions and their trend, per room (fed by the Trending component)."""
         self.components: list[Component] = []
@@ -308,6 +335,7 @@ class Bot:
         if mode not in MODES:
             raise ValueError(f"unknown mode {mode!r}")
         self.moderation.modes[kind] = mode
+        self._save_moderation()
         if mode == "off":
             # Switched off means gone: pending drafts of the type are dropped at once.
             for d in self.drafts:
@@ -317,6 +345,7 @@ class Bot:
 
     def set_killed(self, killed: bool) -> None:
         self.moderation.killed = killed
+        self._save_moderation()
         self.changed.set()
 
     def set_paused(self, room: str, paused: bool) -> None:
@@ -324,7 +353,36 @@ class Bot:
             self.moderation.paused.add(room)
         else:
             self.moderation.paused.discard(room)
+        self._save_moderation()
         self.changed.set()
+
+    def _restore_moderation(self) -> bool:
+        saved = read_json_object(self.state_file, "bot moderation state")
+        if saved is None:
+            return False
+        ignored = self.moderation.restore(saved)
+        if ignored:
+            log.warning(
+                "bot state %s: ignored unknown template modes %s", self.state_file, ", ".join(ignored)
+            )
+        m = self.moderation
+        log.info(
+            "bot moderation restored from %s: kill switch %s, paused rooms %s",
+            self.state_file,
+            "on" if m.killed else "off",
+            ", ".join(sorted(m.paused)) or "none",
+        )
+        return True
+
+    def _save_moderation(self) -> None:
+        if self.state_file is None:
+            return
+        try:
+            # A few hundred bytes, written whole and renamed: cheap enough for the event loop.
+            write_json_atomic(self.state_file, self.moderation.to_json())
+        except OSError as e:
+            # The switch itself already holds in memory; only its survival of a restart is lost.
+            self.on_error("save moderation state", e)
 
     def add_prompt(
         self,
@@ -499,6 +557,7 @@ class Bot:
             "killed": m.killed,
             "paused": sorted(m.paused),
             "modes": dict(m.modes),
+            "restored": self.restored,
             "types": list(TEMPLATE_TYPES),
             "counters": dict(self.counters),
             "pending": sum(1 for d in self.drafts if d.status == "pending"),

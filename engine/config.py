@@ -274,6 +274,7 @@ class BotConfig:
     max_delay_seconds: float = 120.0
     streamer_token_env: str = "MOODCAST_STREAMER_TOKEN"
     streamer_token_file: str = "var/streamer-token"
+    state_file: str = "var/bot-state.json"
     irc: BotIrcConfig = field(default_factory=BotIrcConfig)
     bilibili: BotBilibiliConfig = field(default_factory=BotBilibiliConfig)
     webhook: BotWebhookConfig = field(default_factory=BotWebhookConfig)

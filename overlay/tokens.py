@@ -8,12 +8,11 @@ from __future__ import annotations
 
 import hmac
 import json
-import os
 import secrets
-import stat
-import tempfile
 import threading
 from pathlib import Path
+
+from engine.statefile import write_json_atomic
 
 TOKEN_BYTES = 18
 """144 bits: unguessable, and short enough to paste into OBS without wrapping."""
@@ -100,17 +99,7 @@ class OverlayTokens:
     def _save(self) -> None:
         if self.path is None:
             return
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        data = json.dumps({"rooms": self._tokens}, ensure_ascii=False, indent=1, sort_keys=True)
         # Write-then-rename, created 0600: a reader never sees half a file, nobody else ever reads it.
-        fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".overlay-tokens-")
-        try:
-            os.fchmod(fd, stat.S_IRUSR | stat.S_IWUSR)
-            with os.fdopen(fd, "w", encoding="utf-8") as f:
-                f.write(data + "\n")
-            os.replace(tmp, self.path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        write_json_atomic(self.path, {"rooms": self._tokens}, private=True)
         st = self.path.stat()
         self._mtime_ns = (st.st_mtime_ns, st.st_ino)

@@ -12,10 +12,12 @@ import aiohttp
 import pytest
 
 from engine.config import Config, ObsActionConfig, ObsConfig, ObsRuleConfig
+from engine.rules import compile_rules
 from moodcast.cli import main as cli_main
 from overlay import keys
 from overlay.app import create_app
 from overlay.obs import obs_setup
+from overlay.obs.controller import ObsController
 from tests.fakes import FakeFeed, make_snapshot
 from tests.servers import run_app
 
@@ -88,16 +90,41 @@ async def test_endpoints_need_an_admin_dry_run_logs_and_edits_persist(tmp_path: 
         async with http.post(f"{base}/api/obs/rules/nope", headers=AUTH, json={"enabled": False}) as r:
             assert r.status == 404
         saved = json.loads((tmp_path / "obs-rules.json").read_text())
-        assert saved["anger"]["threshold"] == 0.7
+        assert saved["rules"]["anger"]["threshold"] == 0.7 and saved["paused"] is True
         async with http.get(f"{base}/obs/panel", allow_redirects=False) as r:
             assert r.status == 303 and r.headers["Location"].startswith("/login")
         async with http.get(f"{base}/obs/panel", headers=AUTH) as r:
             assert r.status == 200 and "js/obs.js" in await r.text()
 
-    # A restart applies the saved edit over config.toml.
+    # A restart applies the saved edit over config.toml, and the producer's pause holds.
     app2 = create_app(feed, cfg, extra_setup=[obs_setup(cfg, feed.push_event)], admin_token=TOKEN)
     ctl = app2[keys.OBS_CONTROLLER]
     assert ctl is not None and ctl.engine.rule("anger").threshold == 0.7
+    assert ctl.director.paused and ctl.status()["paused"] is True
+
+
+def test_rule_edits_saved_by_the_first_format_still_apply(tmp_path: Path) -> None:
+    # Format 1 was the rule edits alone, with no pause; a file from then must keep working.
+    (tmp_path / "obs-rules.json").write_text(json.dumps({"anger": {"threshold": 0.65}}))
+    cfg = _config(tmp_path)
+    ctl = ObsController(
+        cfg.obs,
+        compile_rules(cfg.obs.rules),
+        password="",
+        publish=lambda e: None,
+        state_file=tmp_path / "obs-rules.json",
+    )
+    assert ctl.engine.rule("anger").threshold == 0.65 and not ctl.director.paused
+    # A damaged file costs the saved edits, never the start.
+    (tmp_path / "obs-rules.json").write_text("{not json")
+    ctl = ObsController(
+        cfg.obs,
+        compile_rules(cfg.obs.rules),
+        password="",
+        publish=lambda e: None,
+        state_file=tmp_path / "obs-rules.json",
+    )
+    assert ctl.engine.rule("anger").threshold == cfg.obs.rules[0].threshold
 
 
 async def _state_is(status: Any, state: str) -> dict[str, Any] | None:

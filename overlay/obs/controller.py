@@ -12,9 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
-import os
 import random
 import time
 from collections import deque
@@ -26,6 +24,7 @@ from typing import Any, TypeVar
 from engine.config import ObsConfig
 from engine.queues import DropOldestQueue
 from engine.rules import EDITABLE, Rule, RuleEngine
+from engine.statefile import read_json_object, write_json_atomic
 from engine.types import MoodSnapshot, TriggerEvent
 from overlay.obs.director import Director, ObsCommand
 from overlay.obs.link import ObsConnectError, ObsConnectionLost, ObsLink, ObsRequestFailed
@@ -39,6 +38,9 @@ Opener = Callable[..., ObsLink]
 OBS_ROOM = "*"
 """The room of events that concern OBS as a whole (connection state, the producer's own switches)."""
 RECENT_ACTIONS = 200
+STATE_FORMAT_KEY = "moodcast_obs_state"
+STATE_FORMAT = 2
+"""Format 2 holds the pause and the rule edits; format 1 (no key) was the rule edits alone."""
 
 
 def jittered_backoff(max_seconds: float) -> Backoff:
@@ -94,7 +96,7 @@ class ObsController:
         if self.dry_run:
             # With no OBS to ask, pretend a scene is live so the log still shows switches and returns.
             self.director.current = "(program scene)"
-        self._apply_saved_edits()
+        self._apply_saved_state()
 
     # -- running ------------------------------------------------------------------------------------
     async def run(self, snapshots: DropOldestQueue[MoodSnapshot]) -> None:
@@ -294,6 +296,8 @@ class ObsController:
             self.director.paused = paused
             verb = "paused" if paused else "resumed"
             self._event(TriggerEvent(OBS_ROOM, self._clock(), f"obs_{verb}", f"automation {verb}{who}", {}))
+            # Saved before acting: a producer's pause must hold even if OBS or moodcast restarts now.
+            await self._save_state()
             if not paused:
                 await self._perform(self.director.reconcile(self._clock()))
 
@@ -305,29 +309,30 @@ class ObsController:
             self._event(
                 TriggerEvent(OBS_ROOM, self._clock(), "obs_rule_edited", f"rule {name!r} edited: {desc}", {})
             )
-        if self._state_file is not None:
-            await asyncio.to_thread(self._save_edits)
+        await self._save_state()
         return rule
 
-    def _save_edits(self) -> None:
-        assert self._state_file is not None
-        data = {r.name: {k: getattr(r, k) for k in EDITABLE} for r in self.engine.rules}
-        self._state_file.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self._state_file.with_suffix(".tmp")
-        tmp.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
-        os.replace(tmp, self._state_file)
+    async def _save_state(self) -> None:
+        if self._state_file is None:
+            return
+        data = {
+            STATE_FORMAT_KEY: STATE_FORMAT,
+            "paused": self.director.paused,
+            "rules": {r.name: {k: getattr(r, k) for k in EDITABLE} for r in self.engine.rules},
+        }
+        await asyncio.to_thread(write_json_atomic, self._state_file, data)
 
-    def _apply_saved_edits(self) -> None:
-        path = self._state_file
-        if path is None or not path.is_file():
+    def _apply_saved_state(self) -> None:
+        data = read_json_object(self._state_file, "OBS automation state")
+        if data is None:
             return
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as e:
-            log.warning("ignoring saved OBS rule edits in %s: %s", path, e)
-            return
-        if not isinstance(data, dict):
-            return
+        if data.get(STATE_FORMAT_KEY) == STATE_FORMAT:
+            if data.get("paused") is True:
+                self.director.paused = True
+                log.warning("OBS automation starts paused, as a producer left it (resume on the dashboard)")
+            edits = data.get("rules")
+            data = edits if isinstance(edits, dict) else {}
+        # Else the first format: the file is the rule edits alone.
         for name, changes in data.items():
             if not isinstance(changes, dict):
                 continue

@@ -37,6 +37,7 @@ function showError(err) { $("error").textContent = String(err.message || err); }
 function renderStatus(s) {
   state = s;
   $("kill-state").textContent = s.killed ? "KILLED: nothing is posted" : "live";
+  $("restored").hidden = !s.restored;
   $("kill-state").className = s.killed ? "on" : "";
   $("kill").textContent = s.killed ? "Turn kill switch off" : "Kill switch";
   $("kill").classList.toggle("on", s.killed);
