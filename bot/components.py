@@ -6,7 +6,7 @@ import asyncio
 from collections import deque
 
 from bot.content import MOOD_NAMES_ZH, Product, ReplyTemplate
-from bot.core import COMMAND_TYPE, Component
+from bot.core import COMMAND_TYPE, Bot, Component
 from bot.keywords import KeywordExtractor
 from bot.products import TrendItem
 from bot.render import TemplateError, clean_value
@@ -172,6 +172,18 @@ class StreamerPrompts(Component):
         self._last_tip: dict[str, float] = {}
         self._prev_shares: dict[str, tuple[float, ...]] = {}
         self._negative: dict[str, deque[tuple[float, str]]] = {}
+        self._warm: asyncio.Task[None] | None = None
+
+    async def load(self, bot: Bot) -> None:
+        await super().load(bot)
+        # jieba's dictionary costs about a second of CPU (and the GIL) to build: spend it now, in a
+        # worker thread, rather than at the first negative spike, when the room is at its busiest.
+        self._warm = asyncio.create_task(asyncio.to_thread(self.extractor.load), name="jieba-warm")
+
+    async def teardown(self) -> None:
+        if self._warm is not None:
+            # A thread cannot be cancelled; wait for it so the process exits cleanly.
+            await asyncio.gather(self._warm, return_exceptions=True)
 
     def on_classified(self, cm: ClassifiedMessage) -> None:
         if cm.emotion in NEGATIVE and cm.weight > 0:

@@ -27,7 +27,7 @@ from engine.ratelimit import RateLimiter
 from engine.sources.base import Source, build_source
 from engine.sources.ingest import INGEST_KEY, add_ingest_routes
 from engine.store import StoreWriter
-from engine.store.journal import AsyncJournal
+from engine.store.journal import AsyncJournal, journaled_rows
 from engine.types import ClassifiedMessage
 from moodcast.overlay_cli import AdminToken, dashboard_setup, load_admin, overlay_tokens
 from moodcast.resources import DEMO_REPLAY, DEMO_ROOM
@@ -109,11 +109,26 @@ def build_app(service: Service) -> web.Application:
     config = service.config
     token, _ = ingest_token(config) if config.ingest.enabled else ("", "")
 
+    ic = config.ingest
+    store_path = config.resolve(config.store.path)
+    if ic.enabled and ic.journal:
+        service.journal = AsyncJournal(store_path, fsync=ic.journal_fsync)
+    elif pending := journaled_rows(store_path):
+        # Acknowledged by an earlier run and never stored: they are owed to the store whatever the
+        # ingest settings are now.
+        log.warning(
+            "ingest journal: %d acknowledged messages from an earlier run are waiting; replaying them "
+            "although [ingest] %s is off now",
+            pending,
+            "enabled" if not ic.enabled else "journal",
+        )
+        service.journal = AsyncJournal(store_path, fsync=ic.journal_fsync)
+
+    # A journal opened only to replay an earlier run's rows is not used for new batches.
+    ingest_journal = service.journal if ic.journal else None
+
     def add_ingest(app: web.Application) -> None:
         if config.ingest.enabled:
-            ic = config.ingest
-            if ic.journal:
-                service.journal = AsyncJournal(config.resolve(config.store.path), fsync=ic.journal_fsync)
             add_ingest_routes(
                 app,
                 token=token,
@@ -121,15 +136,14 @@ def build_app(service: Service) -> web.Application:
                 max_body_bytes=ic.max_body_bytes,
                 max_batch=ic.max_batch,
                 default_room=DEMO_ROOM if not config.sources else config.sources[0].room,
-                journal=service.journal,
+                journal=ingest_journal,
                 limiter=RateLimiter(ic.rate_limit_per_second, max(ic.rate_limit_burst, ic.max_batch)),
                 overloaded=service.overloaded,
             )
             state = app[INGEST_KEY]
-            journal = service.journal
             service.pipeline.stats_hooks["ingest"] = lambda: {
                 **state.stats(),
-                "journal": journal.stats() if journal is not None else None,
+                "journal": ingest_journal.stats() if ingest_journal is not None else None,
             }
 
     def add_engine(app: web.Application) -> None:

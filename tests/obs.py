@@ -214,6 +214,41 @@ class ObsStudio:
                         raise
             c.send("SetCurrentProgramScene", {"sceneName": live})
 
+    def ensure_text_source(self, scene: str, name: str, text: str, *, visible: bool = True) -> None:
+        """A FreeType2 text source (what Linux OBS offers) in ``scene``, reset to ``text`` and ``visible``."""
+        with self.client() as c:
+            try:
+                c.send(
+                    "CreateInput",
+                    {
+                        "sceneName": scene,
+                        "inputName": name,
+                        "inputKind": "text_ft2_source_v2",
+                        "inputSettings": {"text": text},
+                        "sceneItemEnabled": visible,
+                    },
+                )
+            except OBSSDKRequestError as e:
+                if e.code != 601:  # 601: already exists
+                    raise
+            c.send("SetInputSettings", {"inputName": name, "inputSettings": {"text": text}})
+            item = c.send("GetSceneItemId", {"sceneName": scene, "sourceName": name}, raw=True)["sceneItemId"]
+            c.send(
+                "SetSceneItemEnabled", {"sceneName": scene, "sceneItemId": item, "sceneItemEnabled": visible}
+            )
+
+    def input_text(self, name: str) -> str:
+        with self.client() as c:
+            return str(
+                c.send("GetInputSettings", {"inputName": name}, raw=True)["inputSettings"].get("text", "")
+            )
+
+    def source_visible(self, scene: str, name: str) -> bool:
+        with self.client() as c:
+            item = c.send("GetSceneItemId", {"sceneName": scene, "sourceName": name}, raw=True)["sceneItemId"]
+            got = c.send("GetSceneItemEnabled", {"sceneName": scene, "sceneItemId": item}, raw=True)
+            return bool(got["sceneItemEnabled"])
+
 
 @contextlib.contextmanager
 def obs_studio(workdir: Path, password: str = "obs-test-secret") -> Iterator[ObsStudio]:

@@ -373,3 +373,14 @@ async def test_a_damaged_or_stale_bot_state_file_costs_the_switches_not_the_star
         assert "gone" not in m.modes
     finally:
         await bot.stop()
+
+
+async def test_jieba_is_loaded_at_start_not_at_the_first_spike() -> None:
+    extractor = KeywordExtractor()
+    config = replace(Config(), bot=BotConfig(state_file=""))
+    bot = build_bot(config, FakeFeed(), sender=RecordingSender(), extractor=extractor)  # type: ignore[arg-type]
+    await bot.start()
+    try:
+        await _until(lambda: extractor._loaded)
+    finally:
+        await bot.stop()

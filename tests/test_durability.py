@@ -179,3 +179,33 @@ def test_journal_open_on_a_read_only_database_is_a_clear_error(tmp_path: Path) -
     with pytest.raises(StoreError, match="not-a-dir"):
         Journal.open(tmp_path / "not-a-dir" / "j.db")
     assert Config(store=StoreConfig(path="x.db")).ingest.journal is True
+
+
+@pytest.mark.parametrize("off", ["[ingest]\nenabled = false\n", "[ingest]\njournal = false\n"])
+async def test_journaled_messages_are_stored_even_when_ingest_is_switched_off(
+    tmp_path: Path, off: str
+) -> None:
+    # A crash left acknowledged rows in the journal; the operator then turns ingest (or the journal) off.
+    from engine.config import parse_config
+    from moodcast.service import build_app, build_service
+    from tests.servers import run_app
+    from tests.waiting import until
+
+    db = tmp_path / "m.db"
+    journal = Journal.open(db)
+    journal.append(
+        [ChatMessage.create(room="r", user=f"u{i}", text=f"好看 {i}", msg_id=f"m{i}") for i in range(5)]
+    )
+    journal.close()
+    token = tmp_path / "tok"
+    toml = f'[store]\npath = "{db}"\nflush_ms = 50\n{off}token_file = "{token}"\n[bot]\nenabled = false\n'
+    service = build_service(parse_config(toml, base_dir=str(tmp_path)), with_sources=False)
+    async with run_app(build_app(service)) as url, aiohttp.ClientSession() as http:
+        await until(lambda: _journal_rows(db) == 0, "the journal to be replayed and stored")
+        async with http.get(f"{url}/healthz") as r:
+            ingest = (await r.json())["stats"].get("ingest")
+        # Ingest itself runs as configured: off, or on without journaling new batches.
+        assert ingest is None if "enabled = false" in off else ingest["journal"] is None
+    with contextlib.closing(sqlite3.connect(db)) as conn:
+        stored = sorted(str(r[0]) for r in conn.execute("SELECT msg_id FROM messages WHERE room = 'r'"))
+    assert stored[:5] == [f"m{i}" for i in range(5)]

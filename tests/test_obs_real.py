@@ -166,6 +166,35 @@ async def test_negative_spike_switches_the_scene_and_calm_brings_it_back(
     assert fired.values["negative_share"] >= 0.5 and fired.values["messages"] >= 5  # the reason, stored
 
 
+async def test_spike_sets_a_text_and_shows_a_source_then_restores_both(
+    obs: ObsStudio, tmp_path: Path
+) -> None:
+    obs.ensure_scenes(live="Main")
+    obs.ensure_text_source("Main", "Banner", "欢迎来到直播间")
+    obs.ensure_text_source("Main", "CalmCard", "稍等，主播马上回应", visible=False)
+    rule = replace(
+        ANGER,
+        actions=(
+            ObsActionConfig(type="set_text", source="Banner", text="大家别急 ({percent} 不满)"),
+            ObsActionConfig(type="source_visibility", scene="Main", source="CalmCard", visible=True),
+        ),
+    )
+    async with automation(_config(obs, rules=(rule,)), obs.password, tmp_path) as run:
+        await eventually(lambda: run.ctl.state == "connected", "the controller to connect")
+        run.say("退钱！骗子", 40)
+        await eventually(lambda: obs.source_visible("Main", "CalmCard"), "the calm card to be shown")
+        text = await eventually(
+            lambda: obs.input_text("Banner").startswith("大家别急") and obs.input_text("Banner"),
+            "the banner text",
+        )
+        assert text.endswith("% 不满)") and "{percent}" not in text  # filled with the live share
+        assert obs.program_scene() == "Main"  # only the actions asked for
+        run.say("包邮吗", 400)
+        await eventually(lambda: obs.input_text("Banner") == "欢迎来到直播间", "the banner's own text back")
+        await eventually(lambda: not obs.source_visible("Main", "CalmCard"), "the calm card hidden again")
+        assert run.kinds().count("obs_action") == 4  # text + card on the spike, and both reverted
+
+
 async def test_a_manual_switch_during_a_spike_is_respected(obs: ObsStudio, tmp_path: Path) -> None:
     obs.ensure_scenes(live="Main")
     async with automation(_config(obs), obs.password, tmp_path) as run:

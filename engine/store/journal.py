@@ -12,6 +12,7 @@ survives a power cut, at the cost of one fsync per batch.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import sqlite3
 import time
@@ -43,6 +44,25 @@ def decode(seq: int, payload: str) -> ChatMessage:
     except (ValueError, KeyError, TypeError) as e:
         raise MessageError(f"journal row {seq} is damaged: {e}") from None
     return ChatMessage(**fields, seq=seq)
+
+
+def journaled_rows(path: Path) -> int:
+    """Rows waiting in the journal of the database at ``path`` (0 if there is none); read-only, no migration.
+
+    Lets a start with ingest or the journal now switched off still replay what an earlier run
+    acknowledged and did not store.
+    """
+    if not path.is_file():
+        return 0
+    try:
+        with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as conn:
+            has_table = conn.execute(
+                "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'ingest_journal'"
+            ).fetchone()
+            return int(conn.execute("SELECT COUNT(*) FROM ingest_journal").fetchone()[0]) if has_table else 0
+    except sqlite3.Error:
+        # Unreadable here means unreadable for the store too: its own open reports that clearly.
+        return 0
 
 
 class Journal:
