@@ -180,6 +180,10 @@ class StreamerPrompts(Component):
         # worker thread, rather than at the first negative spike, when the room is at its busiest.
         self._warm = asyncio.create_task(asyncio.to_thread(self.extractor.load), name="jieba-warm")
 
+    @property
+    def keywords_ready(self) -> bool:
+        return self.extractor.loaded
+
     async def teardown(self) -> None:
         if self._warm is not None:
             # A thread cannot be cancelled; wait for it so the process exits cleanly.

@@ -558,6 +558,8 @@ class Bot:
             "paused": sorted(m.paused),
             "modes": dict(m.modes),
             "restored": self.restored,
+            # Streamer alerts name keywords once jieba's dictionary is built (a second after start).
+            "keywords_ready": all(getattr(c, "keywords_ready", True) for c in self.components),
             "types": list(TEMPLATE_TYPES),
             "counters": dict(self.counters),
             "pending": sum(1 for d in self.drafts if d.status == "pending"),

@@ -28,6 +28,11 @@ class KeywordExtractor:
         self._lock = threading.Lock()
         self._loaded = False
 
+    @property
+    def loaded(self) -> bool:
+        """Whether jieba's dictionary is built (the bot panel and tests read it)."""
+        return self._loaded
+
     def load(self) -> None:
         """Build jieba's dictionary (blocking: call from a worker thread)."""
         with self._lock:

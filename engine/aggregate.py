@@ -1,4 +1,5 @@
-"""Per-room aggregation: per-second buckets, rolling windows, minute history, recent messages, spikes."""
+"""Per-room aggregation: per-second buckets, rolling windows, minute history, recent messages, spikes,
+and the last five minutes of the "now" window as snapshots carried it (the dashboard's area chart)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from engine.emotions import EMOTIONS, INDEX, NEGATIVE_INDEXES
 from engine.types import (
     ClassifiedMessage,
     MinuteCounts,
+    MoodPoint,
     MoodSnapshot,
     RecentMessage,
     TriggerEvent,
@@ -23,6 +25,40 @@ _BLOCK_SECONDS = 10  # baseline is measured in blocks as long as the default sho
 _MIN_BASELINE_BLOCKS = 3
 _STD_FLOOR = 0.05  # a room that was perfectly calm must not turn one angry message into a huge z-score
 _RECENT_TEXT_CHARS = 80
+HISTORY_SECONDS = 300
+"""Seconds of per-second points a room keeps for charts that open late (the dashboard's five minutes)."""
+
+
+class SecondSeries:
+    """The "now" window as the last snapshot of each second carried it, for the last few minutes.
+
+    Why recorded snapshots, not the 1 s buckets or SQLite: a browser open all along drew exactly these
+    values (one point per second, the last snapshot of the second wins), so a chart backfilled from them
+    is that same chart, idle pauses included (an idle room publishes nothing, so it has no points there).
+    Buckets summed after the fact would count late messages that no live snapshot saw, and the ring would
+    have to keep 300 s plus the window; the store would redo the aggregation (flood weights included) in
+    SQL on a thread, a flush behind the writer. The cost is ``capacity`` small entries per room: the
+    windows are the snapshots' own objects.
+    """
+
+    def __init__(self, capacity: int = HISTORY_SECONDS) -> None:
+        self._points: deque[MoodPoint] = deque(maxlen=max(1, capacity))
+
+    def record(self, now: float, window: WindowStats) -> None:
+        """Note the window of a snapshot taken at ``now``; a later one in the same second replaces it."""
+        # The millisecond ``ts`` the wire carries, floored: the second a browser files this snapshot under.
+        sec = math.floor(round(now, 3))
+        last = self._points[-1] if self._points else None
+        if last is not None and last.ts == sec:
+            self._points[-1] = MoodPoint(sec, window)
+        elif last is None or sec > last.ts:
+            self._points.append(MoodPoint(sec, window))
+        # An earlier second (the clock stepped back) is already covered by what was published then.
+
+    def since(self, now: float, seconds: int) -> list[MoodPoint]:
+        """Points of the last ``seconds`` whole seconds up to ``now``, oldest first."""
+        first = math.floor(now) - seconds + 1
+        return [p for p in self._points if p.ts >= first]
 
 
 class RoomAggregator:
@@ -45,6 +81,7 @@ class RoomAggregator:
         self.last_ts = 0.0
         self._spiking = False
         self._last_alert = -math.inf
+        self._series = SecondSeries()
 
     def add(self, cm: ClassifiedMessage, now: float) -> None:
         """Count one classified message; its time is clamped to the window so clock skew cannot lose it."""
@@ -138,7 +175,12 @@ class RoomAggregator:
             dominant=dominant,
             trend=short.negative_share - long_.negative_share if long_.total > 0 else 0.0,
         )
+        self._series.record(now, short)
         return snap, events
+
+    def history(self, now: float, seconds: int) -> list[MoodPoint]:
+        """The "now" window of the last ``seconds`` seconds of snapshots (one per second, oldest first)."""
+        return self._series.since(now, min(seconds, HISTORY_SECONDS))
 
     def _spike_events(self, now: float, score: float, short: WindowStats, base: float) -> list[TriggerEvent]:
         values = {

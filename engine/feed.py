@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Protocol
 
 from engine.queues import Hub
-from engine.types import ClassifiedMessage, MoodSnapshot, TriggerEvent
+from engine.types import ClassifiedMessage, MoodPoint, MoodSnapshot, TriggerEvent
 
 
 class MoodFeed(Protocol):
@@ -22,6 +22,11 @@ class MoodFeed(Protocol):
 
     def latest(self, room: str) -> MoodSnapshot | None:
         """The newest snapshot of ``room``, or None if the room has not been seen."""
+        ...
+
+    def history(self, room: str, seconds: int) -> list[MoodPoint]:
+        """The "now" window of ``room``'s snapshots in the last ``seconds`` (at most 300), one point per
+        second, oldest first: what a chart open all along drew (engine.aggregate.SecondSeries)."""
         ...
 
     def rooms(self) -> list[str]:

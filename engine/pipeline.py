@@ -20,7 +20,7 @@ from engine.emotions import EMOTIONS, NEUTRAL_INDEX
 from engine.flood import FloodControl
 from engine.normalise import normalise_cached
 from engine.queues import DropOldestQueue, Hub
-from engine.types import ChatMessage, ClassifiedMessage, MoodSnapshot, Prediction, TriggerEvent
+from engine.types import ChatMessage, ClassifiedMessage, MoodPoint, MoodSnapshot, Prediction, TriggerEvent
 
 log = logging.getLogger(__name__)
 
@@ -92,6 +92,10 @@ class Pipeline:
 
     def latest(self, room: str) -> MoodSnapshot | None:
         return self._latest.get(room)
+
+    def history(self, room: str, seconds: int) -> list[MoodPoint]:
+        agg = self._rooms.get(room)
+        return agg.history(self._clock(), seconds) if agg is not None else []
 
     def rooms(self) -> list[str]:
         return sorted(self._rooms)

@@ -225,6 +225,14 @@ class MoodSnapshot:
 
 
 @dataclass(frozen=True, slots=True)
+class MoodPoint:
+    """The room's "now" (shortest) window as its last snapshot of one whole second carried it."""
+
+    ts: int  # the second, Unix seconds
+    window: WindowStats
+
+
+@dataclass(frozen=True, slots=True)
 class TriggerEvent:
     """Something a rule decided: an alert, an action taken, a room calming down."""
 

@@ -2,7 +2,8 @@
 
 The live parts (mood charts, recent messages, alerts) come over the same ``/mood`` socket.io namespace as
 the overlay, authorised by the session cookie; counters and health are polled from
-``/dashboard/api/state`` every few seconds. Extra panels from other packages: see ``overlay/panels.py``.
+``/dashboard/api/state`` every few seconds. ``/dashboard/api/history`` backfills the five-minute chart
+when the page opens or its socket reconnects. Extra panels from other packages: see ``overlay/panels.py``.
 """
 
 from __future__ import annotations
@@ -13,13 +14,14 @@ from typing import Any
 
 from aiohttp import web
 
+from engine.aggregate import HISTORY_SECONDS
 from engine.classify.base import ModelError
 from engine.types import MAX_TEXT_CHARS
 from overlay import auth, keys
 from overlay.api import _dumps
 from overlay.pages import WIDGETS, overlay_path, render
 from overlay.panels import DashboardPanel
-from overlay.wire import event_payload, room_name
+from overlay.wire import event_payload, history_payload, room_name
 
 MAX_TRY_TEXTS = 20
 MAX_TRY_BODY = 64 * 1024
@@ -106,6 +108,25 @@ async def dashboard_state(request: web.Request) -> web.Response:
     return web.json_response(body, dumps=_dumps)
 
 
+async def dashboard_history(request: web.Request) -> web.Response:
+    """``GET /dashboard/api/history?room=R&seconds=N``: the room's last N (at most 300) seconds of the
+    five-minute chart, so a page opened mid-stream starts full instead of filling for five minutes."""
+    auth.require_admin(request)
+    room = _room_param(request)
+    if room is None:
+        return web.json_response({"error": "no room given and no rooms yet"}, status=404)
+    raw = request.query.get("seconds", str(HISTORY_SECONDS))
+    # Digits only: int() would also take " 5", "+5" and "5_0", which no client means.
+    if not (raw.isascii() and raw.isdigit()) or not raw.strip("0"):
+        return web.json_response({"error": "'seconds' must be a whole number of at least 1"}, status=400)
+    # More is capped, not refused: the chart holds 300. (A huge digit string never reaches int().)
+    seconds = min(int(raw), HISTORY_SECONDS) if len(raw) <= 12 else HISTORY_SECONDS
+    window = min(request.app[keys.CONFIG].aggregate.windows, default=10)
+    # Reads an in-memory deque of at most 300 entries: cheap enough for the event loop, no store access.
+    points = request.app[keys.FEED].history(room, seconds)
+    return web.json_response(history_payload(room, seconds, window, points), dumps=_dumps)
+
+
 async def try_message(request: web.Request) -> web.Response:
     """``POST /dashboard/api/classify`` ``{"texts": [...], "model": id}``: classify with a chosen model."""
     auth.require_admin(request)
@@ -176,6 +197,7 @@ def setup(app: web.Application) -> None:
     """Add the dashboard routes."""
     app.router.add_get("/dashboard", dashboard_page, name="dashboard")
     app.router.add_get("/dashboard/api/state", dashboard_state, name="dashboard_state")
+    app.router.add_get("/dashboard/api/history", dashboard_history, name="dashboard_history")
     app.router.add_post("/dashboard/api/classify", try_message, name="dashboard_classify")
     app.router.add_post("/api/overlay/{room}/rotate-token", rotate_token, name="rotate_token")
     app.router.add_post("/logout", logout, name="logout")

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from typing import Protocol, TypedDict
 
 from engine.emotions import EMOTIONS
-from engine.types import MoodSnapshot, TriggerEvent, WindowStats
+from engine.types import MoodPoint, MoodSnapshot, TriggerEvent, WindowStats
 
 
 class WindowPayload(TypedDict):
@@ -117,6 +117,37 @@ def event_payload(e: TriggerEvent) -> EventPayload:
         "kind": e.kind,
         "message": e.message,
         "values": {k: _r(v) for k, v in e.values.items()},
+    }
+
+
+class HistoryPointPayload(TypedDict):
+    ts: int
+    shares: list[float]
+    messages: int
+
+
+class HistoryPayload(TypedDict):
+    """The dashboard's five-minute chart so far: one point per second, oldest first."""
+
+    room: str
+    seconds: int
+    window: int
+    emotions: list[str]
+    points: list[HistoryPointPayload]
+
+
+def history_payload(room: str, seconds: int, window: int, points: Sequence[MoodPoint]) -> HistoryPayload:
+    """Per-second points of the "now" window; ``shares`` are rounded exactly as in ``window_payload``,
+    so a backfilled point equals the one a live snapshot of that second gave the browser."""
+    return {
+        "room": room,
+        "seconds": seconds,
+        "window": window,
+        "emotions": list(EMOTIONS),
+        "points": [
+            {"ts": p.ts, "shares": window_payload(p.window)["shares"], "messages": p.window.messages}
+            for p in points
+        ],
     }
 
 

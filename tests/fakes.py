@@ -5,10 +5,18 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping, Sequence
 
+from engine.aggregate import HISTORY_SECONDS, SecondSeries
 from engine.emotions import EMOTIONS
 from engine.feed import MoodFeed
 from engine.queues import Hub
-from engine.types import ClassifiedMessage, MoodSnapshot, RecentMessage, TriggerEvent, WindowStats
+from engine.types import (
+    ClassifiedMessage,
+    MoodPoint,
+    MoodSnapshot,
+    RecentMessage,
+    TriggerEvent,
+    WindowStats,
+)
 
 
 class FakeFeed:
@@ -19,6 +27,7 @@ class FakeFeed:
         self._snapshots: Hub[MoodSnapshot] = Hub("snapshots", maxsize)
         self._events: Hub[TriggerEvent] = Hub("events", maxsize)
         self._latest: dict[str, MoodSnapshot] = {}
+        self._series: dict[str, SecondSeries] = {}
 
     @property
     def classified(self) -> Hub[ClassifiedMessage]:
@@ -35,6 +44,13 @@ class FakeFeed:
     def latest(self, room: str) -> MoodSnapshot | None:
         return self._latest.get(room)
 
+    def history(self, room: str, seconds: int) -> list[MoodPoint]:
+        """Points of the pushed snapshots, relative to the room's latest one (the test's clock)."""
+        latest, series = self._latest.get(room), self._series.get(room)
+        if latest is None or series is None:
+            return []
+        return series.since(latest.ts, min(seconds, HISTORY_SECONDS))
+
     def rooms(self) -> list[str]:
         return sorted(self._latest)
 
@@ -47,6 +63,9 @@ class FakeFeed:
     def push(self, snapshot: MoodSnapshot) -> None:
         """Make ``snapshot`` the room's latest and publish it, as the aggregator does."""
         self._latest[snapshot.room] = snapshot
+        if snapshot.windows:
+            short = min(snapshot.windows, key=lambda w: w.seconds)
+            self._series.setdefault(snapshot.room, SecondSeries()).record(snapshot.ts, short)
         self._snapshots.publish(snapshot)
 
     def push_event(self, event: TriggerEvent) -> None:

@@ -381,6 +381,7 @@ async def test_jieba_is_loaded_at_start_not_at_the_first_spike() -> None:
     bot = build_bot(config, FakeFeed(), sender=RecordingSender(), extractor=extractor)  # type: ignore[arg-type]
     await bot.start()
     try:
-        await _until(lambda: extractor._loaded)
+        await _until(lambda: extractor.loaded)
+        assert bot.status()["keywords_ready"] is True
     finally:
         await bot.stop()

@@ -1,9 +1,11 @@
 // moodcast dashboard: live mood of one room for producers and moderators.
 // Live data arrives over socket.io (/mood, authorised by the session cookie); counters and health are
-// polled from /dashboard/api/state. Every chat-derived string is written with textContent only.
+// polled from /dashboard/api/state; the five-minute chart is backfilled from /dashboard/api/history on
+// load and after each reconnect. Every chat-derived string is written with textContent only.
 import {
   DEFAULT_COLORS,
   EMOTIONS,
+  clamp01,
   drawArea,
   drawGauge,
   drawTimeline,
@@ -32,8 +34,9 @@ const colors = (() => {
 const AREA_CAPACITY = 300; // one point a second: five minutes
 const RECENT_SHOWN = 40;
 const MAX_TEXT_SHOWN = 400;
+// Oldest first, one {sec, shares} per second of server time (the snapshot's ts, floored): the server
+// keeps the same points (engine/aggregate.py SecondSeries), so history and live merge by second.
 const area = [];
-let lastAreaAt = 0;
 let current = null;
 let frameRequested = false;
 let lastRecentKey = "";
@@ -83,12 +86,8 @@ function apply(snapshot) {
   if (!snapshot || typeof snapshot !== "object" || !Array.isArray(snapshot.emotions)) return;
   current = snapshot;
   const shares = sharesOf(snapshot);
-  const now = Date.now();
-  if (now - lastAreaAt >= 1000 || area.length === 0) {
-    area.push(shares);
-    if (area.length > AREA_CAPACITY) area.shift();
-    lastAreaAt = now;
-  }
+  const sec = Math.floor(Number(snapshot.ts));
+  if (sec > 0) addLivePoint(sec, shares); // ts 0: the placeholder of a room with no data yet
   const win = shortWindow(snapshot);
   const d = EMOTIONS.includes(snapshot.dominant) ? snapshot.dominant : "neutral";
   const dom = $("dominant");
@@ -109,6 +108,75 @@ function apply(snapshot) {
   main.dataset.totalMessages = String(snapshot.total_messages ?? 0);
   renderRecent(Array.isArray(snapshot.recent) ? snapshot.recent : []);
   invalidate();
+}
+
+// The last snapshot of a second wins, as on the server, so the point of a second is the same whether it
+// was drawn live or fetched later.
+function addLivePoint(sec, shares) {
+  const last = area[area.length - 1];
+  if (last && last.sec === sec) {
+    last.shares = shares;
+  } else if (!last || sec > last.sec) {
+    area.push({ sec, shares });
+    if (area.length > AREA_CAPACITY) area.splice(0, area.length - AREA_CAPACITY);
+  } else {
+    return; // a late snapshot of a second already drawn
+  }
+  areaChanged();
+}
+
+// History fills only the seconds the page has not drawn itself (a live point is never replaced).
+function mergeHistory(data) {
+  const points = Array.isArray(data?.points) ? data.points : [];
+  const order = Array.isArray(data?.emotions) ? data.emotions : EMOTIONS;
+  const have = new Set(area.map((p) => p.sec));
+  let added = 0;
+  for (const p of points) {
+    const sec = Number(p?.ts);
+    if (!Number.isInteger(sec) || sec <= 0 || have.has(sec) || !Array.isArray(p.shares)) continue;
+    have.add(sec);
+    area.push({ sec, shares: EMOTIONS.map((e) => clamp01(p.shares[order.indexOf(e)])) });
+    added += 1;
+  }
+  if (added === 0) return 0;
+  area.sort((a, b) => a.sec - b.sec);
+  if (area.length > AREA_CAPACITY) area.splice(0, area.length - AREA_CAPACITY);
+  areaChanged();
+  return added;
+}
+
+function areaChanged() {
+  // For tests and anyone inspecting the page: how many seconds the chart holds, and which.
+  const canvas = $("area-canvas");
+  canvas.dataset.points = String(area.length);
+  canvas.dataset.first = String(area[0]?.sec ?? 0);
+  canvas.dataset.last = String(area[area.length - 1]?.sec ?? 0);
+  invalidate();
+}
+
+async function loadHistory() {
+  let res;
+  try {
+    res = await fetch(`/dashboard/api/history?room=${encodeURIComponent(room)}&seconds=${AREA_CAPACITY}`, {
+      credentials: "same-origin",
+    });
+  } catch {
+    return; // the server is away: the socket's reconnect will ask again
+  }
+  if (res.status === 401) {
+    location.assign("/login");
+    return;
+  }
+  if (!res.ok) return;
+  let data = null;
+  try {
+    data = await res.json();
+  } catch {
+    return;
+  }
+  const added = mergeHistory(data);
+  const canvas = $("area-canvas");
+  canvas.dataset.history = String(Number(canvas.dataset.history ?? 0) + added);
 }
 
 function renderRecent(recent) {
@@ -139,11 +207,11 @@ function invalidate() {
 
 function draw() {
   frameRequested = false;
-  if (!current) return;
+  const [actx, aw, ah] = fitCanvas($("area-canvas"));
+  drawArea(actx, aw, ah, area.map((p) => p.shares), colors, { capacity: AREA_CAPACITY });
+  if (!current) return; // history can arrive before the first snapshot
   const [gctx, gw, gh] = fitCanvas($("gauge-canvas"));
   drawGauge(gctx, gw, gh, sharesOf(current), colors);
-  const [actx, aw, ah] = fitCanvas($("area-canvas"));
-  drawArea(actx, aw, ah, area, colors, { capacity: AREA_CAPACITY });
   const [tctx, tw, th] = fitCanvas($("timeline-canvas"));
   const ts = Number(current.ts) || Date.now() / 1000;
   drawTimeline(tctx, tw, th, current.minutes, Math.floor(ts / 60) * 60, 30, colors);
@@ -336,7 +404,13 @@ if (room !== null) {
   wireTry();
   if (typeof io === "function") {
     const socket = io("/mood", { auth: { room }, reconnectionDelayMax: 5000 });
-    socket.on("connect", () => setConn("live", "live"));
+    let connectedBefore = false;
+    socket.on("connect", () => {
+      setConn("live", "live");
+      // A reconnect leaves a gap of seconds no snapshot reached us for: fill it from the server.
+      if (connectedBefore) loadHistory();
+      connectedBefore = true;
+    });
     socket.on("disconnect", (reason) => {
       setConn("down", "reconnecting…");
       if (reason === "io server disconnect") setTimeout(() => socket.connect(), 1000);
@@ -348,6 +422,7 @@ if (room !== null) {
   } else {
     setConn("down", "socket.io client missing");
   }
+  loadHistory();
   pollState();
   setInterval(pollState, 3000);
   if ("ResizeObserver" in window) new ResizeObserver(() => invalidate()).observe(main);
