@@ -215,6 +215,35 @@ def check_obs(config: Config, probe: Callable[..., dict[str, Any]] | None = None
     )
 
 
+def check_saved_switches(config: Config) -> list[Check]:
+    """Switches a moderator or producer left on in an earlier run: they hold after a restart."""
+    from engine.statefile import read_json_object
+
+    out: list[Check] = []
+    if config.bot.enabled and config.bot.state_file:
+        path = config.resolve(config.bot.state_file)
+        saved = read_json_object(path, "bot moderation state") or {}
+        held = []
+        if saved.get("killed") is True:
+            held.append("the kill switch is on: nothing will be posted")
+        paused = saved.get("paused")
+        if isinstance(paused, list) and paused:
+            held.append(f"paused in {', '.join(str(r) for r in paused)}")
+        off = sorted(k for k, m in (saved.get("modes") or {}).items() if m == "off")
+        if off:
+            held.append(f"types switched off: {', '.join(off)}")
+        if held:
+            fix = f'change it on the dashboard ("Chat bot" panel), or delete {path} to go back to config.toml'
+            out.append(Check("warn", "bot", "saved from the last run: " + "; ".join(held), fix))
+    if config.obs.enabled and config.obs.rules_state_file:
+        path = config.resolve(config.obs.rules_state_file)
+        saved = read_json_object(path, "OBS automation state") or {}
+        if saved.get("paused") is True:
+            fix = "`moodcast obs resume` or the dashboard's OBS panel once moodcast runs"
+            out.append(Check("warn", "obs", "automation was left paused: it starts paused", fix))
+    return out
+
+
 def _tcp_connect(host: str, port: int, timeout: float) -> None:
     with socket.create_connection((host, port), timeout=timeout):
         pass
@@ -231,6 +260,7 @@ def run_doctor(config: Config, out: Callable[[str], None] = print) -> int:
         *check_sources(config),
         check_ingest(config),
         check_obs(config),
+        *check_saved_switches(config),
         *check_live_sources(config),
     ]
     for c in checks:

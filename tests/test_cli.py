@@ -69,6 +69,28 @@ def test_doctor_reports_and_fails_on_a_missing_replay(
     assert "replay file not found" in out and "fix sources[0].path" in out
 
 
+def test_doctor_warns_about_switches_left_on_in_the_last_run(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "var").mkdir()
+    (tmp_path / "var" / "bot-state.json").write_text(
+        json.dumps({"killed": True, "paused": ["shop"], "modes": {"push": "off", "faq": "auto"}})
+    )
+    (tmp_path / "var" / "obs-rules.json").write_text(json.dumps({"moodcast_obs_state": 2, "paused": True}))
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(
+        f'[server]\nport = {_free_port()}\n[store]\npath = "m.db"\n[obs]\nenabled = true\nport = 1\n'
+        "connect_timeout_seconds = 0.5\n",
+        encoding="utf-8",
+    )
+    main(["doctor", "--config", str(cfg)])
+    out = capsys.readouterr().out
+    assert "[warn] bot: saved from the last run: the kill switch is on" in out
+    bot_line = next(line for line in out.splitlines() if "[warn] bot" in line)
+    assert "paused in shop" in bot_line and bot_line.endswith("types switched off: push")  # faq is auto
+    assert "[warn] obs: automation was left paused" in out and "moodcast obs resume" in out
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
