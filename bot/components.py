@@ -181,7 +181,7 @@ class StreamerPrompts(Component):
         self._warm = asyncio.create_task(asyncio.to_thread(self.extractor.load), name="jieba-warm")
 
     @property
-    def keywords_ready(self) -> bool:
+    def ready(self) -> bool:
         return self.extractor.loaded
 
     async def teardown(self) -> None:

@@ -141,6 +141,11 @@ class Component:
         assert self.bot is not None, f"component {self.name} used before load"
         return self.bot
 
+    @property
+    def ready(self) -> bool:
+        """False while the component is still warming up after ``load`` (the bot's status reports it)."""
+        return True
+
 
 LISTENERS = ("on_classified", "on_snapshot", "on_event", "on_chat", "on_tick")
 
@@ -559,7 +564,7 @@ class Bot:
             "modes": dict(m.modes),
             "restored": self.restored,
             # Streamer alerts name keywords once jieba's dictionary is built (a second after start).
-            "keywords_ready": all(getattr(c, "keywords_ready", True) for c in self.components),
+            "keywords_ready": all(c.ready for c in self.components),
             "types": list(TEMPLATE_TYPES),
             "counters": dict(self.counters),
             "pending": sum(1 for d in self.drafts if d.status == "pending"),

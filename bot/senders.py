@@ -82,20 +82,11 @@ class ConsoleSender:
         return {"sender": self.name, "ok": True, "sent": len(self.sent)}
 
 
-class WebhookSender:
-    """POSTs ``{"room", "text", "ts"}`` as JSON to a URL; any 2xx is success."""
+class _HttpSender:
+    """One aiohttp session per sender, opened on first use and closed when ``run`` is cancelled."""
 
-    name = "webhook"
-    receives_chat = False
-
-    def __init__(self, url: str, token: str = "", timeout: float = 10.0) -> None:
-        if not url:
-            raise ValueError("the webhook sender needs [bot.webhook] url")
-        self.url = url
-        self._token = token
-        self._timeout = aiohttp.ClientTimeout(total=timeout)
-        self._session: aiohttp.ClientSession | None = None
-        self.last_error = ""
+    _timeout: aiohttp.ClientTimeout
+    _session: aiohttp.ClientSession | None = None
 
     async def run(self) -> None:
         try:
@@ -108,6 +99,21 @@ class WebhookSender:
         if self._session is None or self._session.closed:
             self._session = aiohttp.ClientSession(timeout=self._timeout)
         return self._session
+
+
+class WebhookSender(_HttpSender):
+    """POSTs ``{"room", "text", "ts"}`` as JSON to a URL; any 2xx is success."""
+
+    name = "webhook"
+    receives_chat = False
+
+    def __init__(self, url: str, token: str = "", timeout: float = 10.0) -> None:
+        if not url:
+            raise ValueError("the webhook sender needs [bot.webhook] url")
+        self.url = url
+        self._token = token
+        self._timeout = aiohttp.ClientTimeout(total=timeout)
+        self.last_error = ""
 
     async def send(self, room: str, text: str) -> None:
         headers = {"Authorization": f"Bearer {self._token}"} if self._token else {}
@@ -144,7 +150,7 @@ def parse_cookie(header: str) -> dict[str, str]:
     return out
 
 
-class BilibiliSender:
+class BilibiliSender(_HttpSender):
     """Bilibili live's send-danmaku API: ``POST {base}/msg/send`` with the logged-in account's cookie.
 
     The cookie (``SESSDATA=...; bili_jct=...; DedeUserID=...``) comes from an environment variable and is
@@ -175,16 +181,8 @@ class BilibiliSender:
         self.max_chars = max(1, max_chars)
         self.color, self.fontsize, self.mode = color, fontsize, mode
         self._timeout = aiohttp.ClientTimeout(total=timeout)
-        self._session: aiohttp.ClientSession | None = None
         self._part_gap = part_gap
         self.last_error = ""
-
-    async def run(self) -> None:
-        try:
-            await asyncio.Event().wait()
-        finally:
-            if self._session is not None:
-                await self._session.close()
 
     def _room_id(self, room: str) -> int:
         if self.room_id:
@@ -202,8 +200,7 @@ class BilibiliSender:
         if not self._cookie or not self._csrf:
             raise SendError("no Bilibili cookie with bili_jct in the environment", retry=False)
         room_id = self._room_id(room)
-        if self._session is None or self._session.closed:
-            self._session = aiohttp.ClientSession(timeout=self._timeout)
+        http = self._http()
         for i, part in enumerate(self.parts(text)):
             if i:
                 await asyncio.sleep(self._part_gap)  # Bilibili refuses danmaku sent faster than ~1/s
@@ -224,7 +221,7 @@ class BilibiliSender:
                 "Referer": f"https://live.bilibili.com/{room_id}",
             }
             try:
-                async with self._session.post(f"{self.base_url}/msg/send", data=form, headers=headers) as r:
+                async with http.post(f"{self.base_url}/msg/send", data=form, headers=headers) as r:
                     raw = await r.text()
                     if r.status != 200:
                         self.last_error = f"HTTP {r.status}"

@@ -32,11 +32,18 @@ def fit_idf(feat: Featuriser, texts: Sequence[str]) -> npt.NDArray[np.float32]:
 def design_matrix(feat: Featuriser, idf: npt.NDArray[np.float32], texts: Sequence[str]) -> sparse.csr_matrix:
     """Rows of L2-normalised tf-idf values, ``feat.size`` columns (column 0 = padding, always empty)."""
     ids, tf = feat.transform(texts)
+    return design_from_ids(ids, tf, idf, feat.size)
+
+
+def design_from_ids(
+    ids: npt.NDArray[np.int64], tf: npt.NDArray[np.float32], idf: npt.NDArray[np.float32], size: int
+) -> sparse.csr_matrix:
+    """``design_matrix`` from an already featurised batch (callers that also need the ids)."""
     v = idf[ids].astype(np.float64) * tf
     norm = np.sqrt(np.maximum((v * v).sum(axis=1, keepdims=True), NORM_EPS))
     v = v / norm
     rows = np.repeat(np.arange(ids.shape[0]), ids.shape[1])
-    mat = sparse.csr_matrix((v.ravel(), (rows, ids.ravel())), shape=(ids.shape[0], feat.size))
+    mat = sparse.csr_matrix((v.ravel(), (rows, ids.ravel())), shape=(ids.shape[0], size))
     mat.eliminate_zeros()
     return mat
 

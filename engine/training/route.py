@@ -22,7 +22,7 @@ import numpy.typing as npt
 
 from engine.classify.features import Featuriser
 from engine.emotions import EMOTIONS
-from engine.training.linear import design_matrix, fit_idf, softmax
+from engine.training.linear import design_from_ids, fit_idf, softmax
 from engine.training.metrics import confusion_matrix, macro_f1
 from engine.training.stack import BaseModel
 
@@ -70,9 +70,9 @@ class Router:
 def _router_design(
     feat: Featuriser, idf: npt.NDArray[np.float32], texts: Sequence[str]
 ) -> tuple[Any, FloatArray]:
-    x = design_matrix(feat, idf, texts)
+    ids, tf = feat.transform(texts)
+    x = design_from_ids(ids, tf, idf, feat.size)
     # Known ids per row, exactly what the graph counts (ids > 0 in the padded batch).
-    ids, _ = feat.transform(texts)
     log_len = np.log1p((ids > 0).sum(axis=1).astype(np.float64))
     return x, log_len
 
